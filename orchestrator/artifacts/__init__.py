@@ -1,0 +1,1 @@
+"""Where datasets, models, metrics and run records live: a local folder by default, Swift on a cloud."""

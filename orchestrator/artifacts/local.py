@@ -1,0 +1,154 @@
+"""The default artifact store: a folder on the local disk (``./.dataops``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from orchestrator.artifacts.store import (
+    CHUNK,
+    MANIFEST,
+    ArtifactInfo,
+    build_manifest,
+    manifest_digest,
+    sha256_of_file,
+)
+from orchestrator.errors import ArtifactError, ArtifactNotFound
+
+STAGING = ".staging"
+
+
+class LocalStore:
+    """Artifacts as files under ``root``; every write goes to ``root/.staging`` first, then one rename."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).expanduser().resolve()
+        self.uri = f"file://{self.root}"
+        (self.root / STAGING).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.root})"
+
+    def _path(self, key: str) -> Path:
+        key = key.strip("/")
+        if not key or ".." in Path(key).parts or key.startswith(STAGING):
+            raise ArtifactError(f"invalid artifact key {key!r}")
+        return self.root / key
+
+    def scratch_dir(self) -> Path:
+        path = self.root / STAGING / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    def _publish(self, tmp: Path, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+
+    def put_bytes(self, key: str, data: bytes) -> ArtifactInfo:
+        dest = self._path(key)
+        fd, tmp = tempfile.mkstemp(dir=self.root / STAGING)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._publish(Path(tmp), dest)
+        return ArtifactInfo(key, hashlib.sha256(data).hexdigest(), len(data))
+
+    def put_file(self, key: str, path: Path) -> ArtifactInfo:
+        dest = self._path(key)
+        fd, tmp = tempfile.mkstemp(dir=self.root / STAGING)
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        digest = sha256_of_file(Path(tmp))
+        size = Path(tmp).stat().st_size
+        self._publish(Path(tmp), dest)
+        return ArtifactInfo(key, digest, size)
+
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
+        path = self._path(key)
+        if not path.is_file():
+            raise ArtifactNotFound(f"no artifact {key!r} in {self.uri}")
+        data = path.read_bytes()
+        if sha256 is not None:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != sha256:
+                raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, expected {sha256}")
+        return data
+
+    def get_file(self, key: str, dest: Path, sha256: str | None = None) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise ArtifactNotFound(f"no artifact {key!r} in {self.uri}")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        shutil.copyfile(path, tmp)
+        if sha256 is not None and (actual := sha256_of_file(tmp)) != sha256:
+            tmp.unlink()
+            raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, expected {sha256}")
+        os.replace(tmp, dest)
+        return dest
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        return path.is_file() or (path / MANIFEST).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self.root / prefix.strip("/") if prefix.strip("/") else self.root
+        if not base.exists():
+            return iter(())
+        keys = (
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and STAGING not in p.relative_to(self.root).parts
+        )
+        return iter(sorted(keys))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        if path.is_dir():
+            # Drop the manifest first so a half-deleted dataset is never mistaken for a complete one.
+            (path / MANIFEST).unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def put_dataset(self, key: str, folder: Path) -> ArtifactInfo:
+        dest = self._path(key)
+        folder = Path(folder)
+        manifest = build_manifest(folder)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        size = sum(f["size"] for f in manifest["files"].values())
+        if folder.parent != self.root / STAGING:
+            staged = self.scratch_dir()
+            shutil.copytree(folder, staged, dirs_exist_ok=True)
+            folder = staged
+        if dest.exists():
+            # Content-addressed keys: an existing complete dataset has the same content.
+            if (dest / MANIFEST).is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+                return ArtifactInfo(key, manifest_digest(manifest), size)
+            shutil.rmtree(dest)
+        self._publish(folder, dest)
+        return ArtifactInfo(key, manifest_digest(manifest), size)
+
+    def dataset_path(self, key: str, verify: bool = False) -> Path:
+        path = self._path(key)
+        manifest_file = path / MANIFEST
+        if not manifest_file.is_file():
+            raise ArtifactNotFound(f"no dataset {key!r} in {self.uri}")
+        if verify:
+            expected = json.loads(manifest_file.read_text())["files"]
+            for rel, meta in expected.items():
+                file = path / rel
+                if not file.is_file() or sha256_of_file(file) != meta["sha256"]:
+                    raise ArtifactError(f"dataset {key!r}: file {rel} is missing or corrupted")
+        return path

@@ -1,0 +1,16 @@
+"""All human output goes through here, to stderr; data (JSON, tables meant for pipes) goes to stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def emit_json(data) -> None:
+    """Print machine-readable data on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

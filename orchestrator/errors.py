@@ -1,0 +1,58 @@
+"""One root error for everything a user can act on, each kind with its own exit code."""
+
+from __future__ import annotations
+
+
+class DataopsError(Exception):
+    """Root of every error the CLI turns into ``Error: ...`` and an exit code."""
+
+    exit_code = 1
+
+
+class SpecError(DataopsError):
+    """A pipeline, cluster or deploy file is malformed; the message names file, line and field."""
+
+    exit_code = 2
+
+
+class SourceError(DataopsError):
+    """A data source cannot be read (missing file, unreachable URL, unknown format)."""
+
+    exit_code = 3
+
+
+class ValidationFailed(DataopsError):
+    """Too many rows of a source failed validation."""
+
+    exit_code = 4
+
+
+class IsolationViolation(DataopsError):
+    """Train, evaluation and serving data would mix: a stage asked for a partition it may not read,
+    or the split put the same key or row in two partitions."""
+
+    exit_code = 5
+
+
+class StageFailed(DataopsError):
+    """A stage's own code raised."""
+
+    exit_code = 6
+
+
+class ArtifactError(DataopsError):
+    """An artifact is missing, or its content does not match its recorded checksum."""
+
+    exit_code = 7
+
+
+class ArtifactNotFound(ArtifactError):
+    """No artifact, run or model under the given name."""
+
+    exit_code = 8
+
+
+class CloudError(DataopsError):
+    """An OpenStack call failed; the message names the resource and the cloud's reason."""
+
+    exit_code = 10

@@ -1,0 +1,1 @@
+"""Machine learning on prepared partitions: training, tuning, evaluation, ONNX export."""

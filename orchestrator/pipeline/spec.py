@@ -248,31 +248,31 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The pydantic model that owns the mapping at ``loc`` (for suggesting field names)."""
-    model: Any = PipelineSpec
+    annotation: Any = PipelineSpec
     for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        annotation = _container_or_model(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif getattr(annotation, "__origin__", None) in (list, dict):
+            annotation = annotation.__args__[-1]  # the part is a list index or a dict key
+        else:
             return None
-        field = model.model_fields.get(str(part))
-        if field is None:
-            if isinstance(part, int) or part in ("steps", "features"):
-                continue
-            return None
-        annotation = field.annotation
-        model = _unwrap(annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    annotation = _container_or_model(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _unwrap(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", ())
-    origin = getattr(annotation, "__origin__", None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+def _container_or_model(annotation: Any) -> Any:
+    """Strip ``X | None`` down to the model or container inside it."""
+    if getattr(annotation, "__origin__", None) in (list, dict):
         return annotation
-    if origin in (list, dict) and args:
-        return _unwrap(args[-1])
-    for arg in args:
-        found = _unwrap(arg)
-        if isinstance(found, type) and issubclass(found, BaseModel):
-            return found
+    if isinstance(annotation, type):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if getattr(arg, "__origin__", None) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel)):
+            return arg
     return annotation
 
 

@@ -44,5 +44,15 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _register_groups() -> None:
+    from orchestrator.cli import model, predict
+
+    model.register(app)
+    predict.register(app)
+
+
+_register_groups()
+
+
 def main() -> None:
     app()

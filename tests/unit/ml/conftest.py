@@ -1,34 +1,10 @@
-"""Small synthetic frames with the pandas extension dtypes Dask hands over."""
+"""Session fixtures: partitions and exported models shared by the ML tests."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
-
-from orchestrator.ml.spec import ModelSpec
-
-
-def synthetic_flights(rows: int, seed: int) -> pd.DataFrame:
-    """Delay depends on hour, distance and carrier; a few values are missing, as in real data."""
-    rng = np.random.default_rng(seed)
-    hour = rng.integers(5, 24, rows)
-    distance = rng.gamma(2.0, 400.0, rows)
-    carrier = rng.choice(["AA", "UA", "DL", "B6"], rows)
-    logit = 0.25 * (hour - 14) + 0.0008 * (distance - 800) + np.where(carrier == "B6", 1.0, 0.0)
-    delayed = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    frame = pd.DataFrame(
-        {
-            "dep_hour": pd.array(hour, dtype="Int64"),
-            "distance": pd.array(distance, dtype="Float64"),
-            "carrier": pd.array(carrier, dtype="string[pyarrow]"),
-            "delayed": pd.array(delayed, dtype="bool[pyarrow]"),
-            "arr_delay": pd.array(10 * logit + rng.normal(0, 3, rows), dtype="Float64"),
-        }
-    )
-    frame.loc[frame.index % 17 == 3, "distance"] = pd.NA
-    frame.loc[frame.index % 23 == 5, "carrier"] = pd.NA
-    return frame
+from ml_data import make_spec, synthetic_flights
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +13,24 @@ def partitions() -> dict[str, pd.DataFrame]:
             [("train", 600, 1), ("validation", 200, 2), ("test", 300, 3), ("serve", 100, 4)]}
 
 
-def make_spec(estimator: str = "sklearn.linear_model.LogisticRegression", task: str = "classification",
-              **extra) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "flights-delay",
-            "task": task,
-            "target": "delayed" if task == "classification" else "arr_delay",
-            "features": {"numeric": ["dep_hour", "distance"], "categorical": ["carrier"]},
-            "estimator": estimator,
-            **extra,
-        }
-    )
+@pytest.fixture(scope="session")
+def exported_models(partitions, tmp_path_factory):
+    """Model folders for the three estimator families the issue requires, trained and exported once."""
+    from orchestrator.ml.evaluate import evaluate_model
+    from orchestrator.ml.onnx_export import export_model
+    from orchestrator.ml.train import fit_model
+
+    folders = {}
+    for key, estimator, params in [
+        ("lr", "sklearn.linear_model.LogisticRegression", {"C": 0.5}),
+        ("rf", "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 8, "max_depth": 6}),
+        ("hgb", "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 15}),
+    ]:
+        spec = make_spec(estimator, params=params)
+        fit = fit_model(spec, partitions["train"], partitions["validation"])
+        evaluation = evaluate_model(spec, fit.model, partitions["test"], train=partitions["train"])
+        out = tmp_path_factory.mktemp(key)
+        result = export_model(spec, fit.model, partitions["train"], partitions["test"], out, evaluation.metrics,
+                              {"run_id": f"run-{key}", "training_data": fit.data}, evaluation.report_html)
+        folders[key] = {"spec": spec, "fit": fit, "evaluation": evaluation, "export": result, "dir": out}
+    return folders

@@ -9,6 +9,7 @@ joblib's Dask backend, since its rounds depend on each other.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def search(
     total = len(candidates)
     if on_progress:
         on_progress(0, total, None)
-    runner = _run_on_client if client is not None else _run_here
+    runner = functools.partial(_run_on_client, client) if client is not None else _run_here
     scores: list[CandidateScore] = []
     best = None
     for score in runner(pipeline, candidates, X, y, folds, scoring):

@@ -45,9 +45,11 @@ def version() -> None:
 
 
 def _register_groups() -> None:
-    from orchestrator.cli import run
+    from orchestrator.cli import model, predict, run
 
     run.register(app)
+    model.register(app)
+    predict.register(app)
 
 
 _register_groups()

@@ -1,1 +1,1 @@
-"""Machine learning on prepared partitions: training, tuning, evaluation, ONNX export."""
+"""Training, tuning, evaluation, ONNX export and batch scoring of scikit-learn models."""

@@ -1,0 +1,1 @@
+"""The model registry: immutable, versioned model folders in an ArtifactStore, with stages."""

@@ -29,14 +29,10 @@ def train(ctx: StageContext) -> dict:
     validation_rows = ctx.partitions.pandas("validation")
     result = fit_model(ctx.spec.model, train_rows, validation_rows, client=ctx.client, on_progress=ctx.on_progress)
     joblib.dump(result.model, ctx.out_dir / MODEL_FILE)
-    fit = {
-        "best_params": result.best_params,
-        "best_score": result.best_score,
-        "candidates": result.candidates,
-    }
+    fit = result.record()
     (ctx.out_dir / "fit.json").write_text(json.dumps(fit, indent=1, sort_keys=True, default=str))
-    return {"rows_in": len(train_rows) + len(validation_rows), "best_params": result.best_params,
-            "best_score": result.best_score, "candidates": len(result.candidates)}
+    return {"rows_in": len(train_rows) + len(validation_rows), "best_params": fit["best_params"],
+            "best_score": fit["best_score"], "candidates": fit["candidates"]}
 
 
 def evaluate(ctx: StageContext) -> dict:

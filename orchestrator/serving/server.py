@@ -1,0 +1,58 @@
+"""Start the server with uvicorn (uvloop + httptools), one or several worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+
+from orchestrator.serving.settings import SETTINGS_ENV, ServerSettings
+
+APP_FACTORY = "orchestrator.serving.app:app_from_environment"
+
+
+def configure_logging(level: str) -> None:
+    """Access lines are already JSON; other server messages get a plain prefix. Everything goes to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("dataops.serving.access")
+    access.handlers[:] = [handler]
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    other = logging.StreamHandler(sys.stderr)
+    other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("dataops.serving")
+    root.handlers[:] = [other]
+    root.setLevel(level.upper())
+
+
+def run_server(settings: ServerSettings) -> None:
+    """Serve until interrupted.
+
+    The settings travel to every worker process through an environment variable; with several workers,
+    Prometheus metrics are aggregated through a temporary multiprocess folder.
+    """
+    import uvicorn
+
+    # Build once in this process so a bad folder or token file fails here, with a clear message, not in a worker.
+    from orchestrator.serving.app import build_app
+
+    build_app(settings)
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dataops-serving-metrics-")
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        log_config=None,
+        server_header=False,
+    )

@@ -1,0 +1,395 @@
+"""Turn Open Inference Protocol tensors (JSON or binary extension) and people-friendly records into the
+numpy arrays the model reads, checking each against the model card; and turn outputs back into tensors.
+
+Every rejection is a ``BadRequest`` whose message names the input, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from orchestrator.serving.card import InputSpec
+from orchestrator.serving.errors import BadRequest
+from orchestrator.serving.model import LoadedModel
+
+REJECT = "reject"
+FLAG = "flag"
+RANGE_POLICIES = (REJECT, FLAG)
+_NUMBER_TYPES = (int, float)
+_NUMPY_OF = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "INT64": np.dtype("<i8"),
+             "INT32": np.dtype("<i4"), "BOOL": np.dtype("?")}
+
+
+@dataclass
+class RequestedOutput:
+    name: str
+    binary: bool
+
+
+@dataclass
+class DecodedRequest:
+    """A checked inference request: one ``(rows, 1)`` array per model input."""
+
+    feeds: dict[str, np.ndarray]
+    rows: int
+    outputs: list[RequestedOutput]
+    request_id: str | None = None
+    flags: dict = field(default_factory=dict)
+
+
+def _loads(body: bytes):
+    """Parse JSON fast; fall back to the standard parser, which also takes the NaN/Infinity literals that
+    Python clients (tritonclient among them) write for missing values."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as fast_error:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest(f"request body is not valid JSON: {fast_error}") from None
+
+
+def _flatten(data, name: str) -> list:
+    """Row-major flatten of nested JSON lists (the protocol allows both flat and nested data)."""
+    if not isinstance(data, list):
+        raise BadRequest(f"input {name!r}: expected 'data' to be a list, got {type(data).__name__}")
+    if not data or not isinstance(data[0], list):
+        return data
+    flat: list = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _numeric_array(values: list, spec: InputSpec, where: str) -> np.ndarray:
+    for index, value in enumerate(values):
+        if type(value) not in _NUMBER_TYPES:
+            if value is None and spec.nullable:
+                continue
+            expected = "a number or null" if spec.nullable else "a number"
+            raise BadRequest(f"{where(index)}: expected {expected} (FP32), got {orjson.dumps(value).decode()[:60]}")
+    if spec.nullable:
+        values = [math.nan if value is None else value for value in values]
+    try:
+        return np.array(values, dtype=np.float32)
+    except OverflowError as exc:
+        raise BadRequest(f"{where(0)}: a value does not fit in FP32") from exc
+
+
+def _string_array(values: list, spec: InputSpec, where: str) -> np.ndarray:
+    for index, value in enumerate(values):
+        if type(value) is not str:
+            if value is None and spec.nullable:
+                continue
+            expected = "a string or null" if spec.nullable else "a string"
+            raise BadRequest(f"{where(index)}: expected {expected} (BYTES), got {orjson.dumps(value).decode()[:60]}")
+    if spec.nullable:
+        values = ["" if value is None else value for value in values]
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _split_bytes_tensor(raw: bytes | memoryview, count: int, name: str) -> list[str]:
+    """Decode the binary BYTES layout: each element is a 4-byte little-endian length then its bytes."""
+    items: list[str] = []
+    offset, end = 0, len(raw)
+    while offset < end:
+        if offset + 4 > end:
+            raise BadRequest(f"input {name!r}: truncated BYTES element length at byte {offset}")
+        length = int.from_bytes(raw[offset:offset + 4], "little")
+        offset += 4
+        if offset + length > end:
+            raise BadRequest(f"input {name!r}: BYTES element of {length} bytes runs past the tensor's data")
+        try:
+            items.append(bytes(raw[offset:offset + length]).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"input {name!r}: BYTES element {len(items)} is not UTF-8") from exc
+        offset += length
+    if len(items) != count:
+        raise BadRequest(f"input {name!r}: shape asks for {count} elements, binary data holds {len(items)}")
+    return items
+
+
+def _rows_of(shape, name: str, spec: InputSpec) -> int:
+    if (not isinstance(shape, list) or len(shape) != 2 or shape[1] != 1
+            or not all(type(d) is int for d in shape) or shape[0] < 1):
+        raise BadRequest(
+            f"input {name!r}: expected shape [N, 1] with N >= 1 ({spec.datatype}, one column), "
+            f"got {orjson.dumps(shape).decode()[:60]}"
+        )
+    return shape[0]
+
+
+def decode_input(item, model: LoadedModel, binary: memoryview | None, offset: int) -> tuple[str, np.ndarray, int]:
+    """Decode one V2 input tensor; returns its name, a ``(rows, 1)`` array and the new binary offset."""
+    if not isinstance(item, dict):
+        raise BadRequest(f"each input must be an object with name, shape, datatype and data, got {type(item).__name__}")
+    name = item.get("name")
+    if not isinstance(name, str):
+        raise BadRequest("an input has no 'name' (a string)")
+    spec = model.card.input(name)
+    if spec is None:
+        expected = ", ".join(s.name for s in model.card.inputs)
+        raise BadRequest(f"unknown input {name!r}: model {model.name!r} expects inputs [{expected}]")
+    datatype = item.get("datatype")
+    if datatype != spec.datatype:
+        raise BadRequest(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}")
+    rows = _rows_of(item.get("shape"), name, spec)
+    parameters = item.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"input {name!r}: 'parameters' must be an object")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if binary is None:
+            raise BadRequest(f"input {name!r}: binary_data_size given but the request has no binary part "
+                             "(missing Inference-Header-Content-Length header)")
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise BadRequest(f"input {name!r}: binary_data_size {size!r} exceeds the {len(binary) - offset} "
+                             "bytes of binary data left")
+        raw = binary[offset:offset + size]
+        offset += size
+        if spec.is_numeric:
+            if size != 4 * rows:
+                raise BadRequest(f"input {name!r}: shape [{rows}, 1] FP32 needs {4 * rows} bytes, got {size}")
+            array = np.frombuffer(raw, dtype="<f4").copy()
+        else:
+            array = np.empty(rows, dtype=object)
+            array[:] = _split_bytes_tensor(raw, rows, name)
+    else:
+        if "data" not in item:
+            raise BadRequest(f"input {name!r}: no 'data' and no binary_data_size parameter")
+        values = _flatten(item["data"], name)
+        if len(values) != rows:
+            raise BadRequest(f"input {name!r}: shape [{rows}, 1] needs {rows} values, got {len(values)}")
+        where = lambda index: f"input {name!r}, element {index}"  # noqa: E731
+        array = _numeric_array(values, spec, where) if spec.is_numeric else _string_array(values, spec, where)
+    return name, array.reshape(rows, 1), offset
+
+
+def _requested_outputs(payload: dict, model: LoadedModel) -> list[RequestedOutput]:
+    parameters = payload.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("request 'parameters' must be an object")
+    binary_default = parameters.get("binary_data_output") is True
+    asked = payload.get("outputs")
+    if asked is None:
+        return [RequestedOutput(name, binary_default) for name in model.output_names]
+    if not isinstance(asked, list):
+        raise BadRequest("'outputs' must be a list of {name, parameters} objects")
+    outputs = []
+    for item in asked:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in model.output_names:
+            raise BadRequest(f"unknown output {name!r}: model {model.name!r} has outputs {model.output_names}")
+        params = item.get("parameters") or {}
+        binary = params.get("binary_data", binary_default) if isinstance(params, dict) else binary_default
+        outputs.append(RequestedOutput(name, binary is True))
+    return outputs
+
+
+def decode_infer_request(body: bytes, header_length: str | None, model: LoadedModel) -> DecodedRequest:
+    """Decode a V2 ``/infer`` body, JSON only or JSON header + binary tensors.
+
+    Args:
+        body: The raw request body.
+        header_length: The ``Inference-Header-Content-Length`` header, if any.
+        model: The model the request is for.
+
+    Raises:
+        BadRequest: anything about the request does not match the protocol or the model.
+    """
+    binary = None
+    if header_length is not None:
+        try:
+            length = int(header_length)
+        except ValueError as exc:
+            raise BadRequest(f"Inference-Header-Content-Length: expected an integer, got {header_length[:30]!r}") from exc
+        if not 0 <= length <= len(body):
+            raise BadRequest(f"Inference-Header-Content-Length {length} is outside the body's {len(body)} bytes")
+        binary = memoryview(body)[length:]
+        body = body[:length]
+    payload = _loads(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise BadRequest("expected a JSON object with an 'inputs' list")
+    feeds: dict[str, np.ndarray] = {}
+    offset = 0
+    for item in payload["inputs"]:
+        name, array, offset = decode_input(item, model, binary, offset)
+        if name in feeds:
+            raise BadRequest(f"input {name!r} is given twice")
+        feeds[name] = array
+    _check_complete(feeds, model)
+    request_id = payload.get("id")
+    return DecodedRequest(
+        feeds=feeds,
+        rows=_common_rows(feeds),
+        outputs=_requested_outputs(payload, model),
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def _check_complete(feeds: dict, model: LoadedModel) -> None:
+    missing = [spec for spec in model.card.inputs if spec.name not in feeds]
+    if missing:
+        described = ", ".join(f"{spec.name!r} ({spec.datatype}, shape [-1, 1])" for spec in missing)
+        raise BadRequest(f"missing input(s) {described} for model {model.name!r}")
+
+
+def _common_rows(feeds: dict[str, np.ndarray]) -> int:
+    rows = {name: len(array) for name, array in feeds.items()}
+    if len(set(rows.values())) > 1:
+        raise BadRequest(f"inputs have different numbers of rows: {rows}")
+    return next(iter(rows.values()))
+
+
+def decode_records(body: bytes, model: LoadedModel) -> DecodedRequest:
+    """Decode the people-friendly body ``{"records": [{column: value, ...}, ...]}`` (or a bare list of records).
+
+    Raises:
+        BadRequest: a record misses a column or holds a value of the wrong type; the message names record and field.
+    """
+    payload = _loads(body)
+    records = payload.get("records") if isinstance(payload, dict) else payload
+    if not isinstance(records, list) or not records:
+        raise BadRequest('expected {"records": [{column: value, ...}, ...]} with at least one record')
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BadRequest(f"record {index}: expected an object of column: value, got {type(record).__name__}")
+    feeds = {}
+    for spec in model.card.inputs:
+        column = []
+        for index, record in enumerate(records):
+            if spec.name not in record:
+                raise BadRequest(f"record {index}: missing field {spec.name!r} ({spec.datatype})")
+            column.append(record[spec.name])
+        where = lambda index, name=spec.name: f"record {index}, field {name!r}"  # noqa: E731
+        array = _numeric_array(column, spec, where) if spec.is_numeric else _string_array(column, spec, where)
+        feeds[spec.name] = array.reshape(-1, 1)
+    return DecodedRequest(
+        feeds=feeds, rows=len(records), outputs=[RequestedOutput(name, False) for name in model.output_names]
+    )
+
+
+def check_values(request: DecodedRequest, model: LoadedModel, policy: str) -> dict:
+    """Refuse NaN where the card does not allow it and infinities always; check training ranges.
+
+    Args:
+        request: The decoded request; its ``flags`` are filled when ``policy`` is "flag".
+        model: The model whose card holds the ranges.
+        policy: "reject" answers 400 for a value outside the card's range; "flag" accepts and reports it.
+
+    Returns:
+        ``{input name: [row indexes outside the range]}`` (empty when everything is in range).
+
+    Raises:
+        BadRequest: a value is NaN/infinite where not allowed, or out of range under "reject".
+    """
+    flags: dict[str, list[int]] = {}
+    for spec in model.card.inputs:
+        column = request.feeds[spec.name][:, 0]
+        if spec.is_numeric:
+            nan = np.isnan(column)
+            if nan.any() and not spec.nullable:
+                row = int(np.argmax(nan))
+                raise BadRequest(f"input {spec.name!r}, row {row}: NaN where the model card says not nullable")
+            if np.isinf(column).any():
+                row = int(np.argmax(np.isinf(column)))
+                raise BadRequest(f"input {spec.name!r}, row {row}: expected a finite FP32 value, got {float(column[row])}")
+            if spec.min is None and spec.max is None:
+                continue
+            outside = np.zeros(len(column), dtype=bool)
+            if spec.min is not None:
+                outside |= column < spec.min
+            if spec.max is not None:
+                outside |= column > spec.max
+            expected = f"a value in the training range [{spec.min}, {spec.max}]"
+        else:
+            if spec.allowed is None:
+                continue
+            allowed = spec.allowed
+            outside = np.fromiter((value not in allowed for value in column), dtype=bool, count=len(column))
+            if spec.nullable:
+                outside &= column != ""
+            expected = f"one of the training categories {sorted(allowed)[:20]}"
+        if outside.any():
+            rows = np.flatnonzero(outside)
+            if policy == REJECT:
+                row = int(rows[0])
+                got = float(column[row]) if spec.is_numeric else column[row]
+                raise BadRequest(
+                    f"input {spec.name!r}, row {row}: expected {expected}, got {got!r}"
+                    f" ({len(rows)} of {len(column)} values out of range; the server rejects them)"
+                )
+            flags[spec.name] = rows.tolist()
+    request.flags = flags
+    return flags
+
+
+def _bytes_tensor(array: np.ndarray) -> bytes:
+    parts = []
+    for value in array.reshape(-1):
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        parts.append(len(data).to_bytes(4, "little"))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def encode_infer_response(model: LoadedModel, request: DecodedRequest, results: dict[str, np.ndarray]) -> tuple[bytes, int | None]:
+    """Encode a V2 response; returns the body and, when some outputs are binary, the JSON header length."""
+    outputs = []
+    chunks = []
+    datatypes = {meta.name: meta.datatype for meta in model.outputs}
+    for wanted in request.outputs:
+        array = results[wanted.name]
+        entry = {"name": wanted.name, "datatype": datatypes[wanted.name], "shape": list(array.shape)}
+        if wanted.binary:
+            if array.dtype == object:
+                data = _bytes_tensor(array)
+            else:
+                data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(data)}
+            chunks.append(data)
+        else:
+            entry["data"] = array.reshape(-1).tolist()
+        outputs.append(entry)
+    response = {"model_name": model.name, "model_version": str(model.version), "outputs": outputs}
+    if request.request_id is not None:
+        response["id"] = request.request_id
+    if request.flags:
+        response["parameters"] = {"out_of_range": orjson.dumps(request.flags).decode()}
+    header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return header, None
+    return header + b"".join(chunks), len(header)
+
+
+def encode_predictions(model: LoadedModel, request: DecodedRequest, results: dict[str, np.ndarray]) -> bytes:
+    """Encode the people-friendly answer: labels and probabilities (classifiers) or values (regressors)."""
+    answer: dict = {"model_name": model.name, "model_version": model.version}
+    if "label" in results:
+        answer["labels"] = results["label"].reshape(-1).tolist()
+    if "probabilities" in results:
+        answer["probabilities"] = results["probabilities"].tolist()
+        if model.card.classes is not None:
+            answer["classes"] = list(model.card.classes)
+    if "variable" in results:
+        answer["values"] = results["variable"].reshape(-1).tolist()
+    for name, array in results.items():
+        if name not in ("label", "probabilities", "variable"):
+            answer.setdefault("outputs", {})[name] = array.tolist()
+    if request.flags:
+        answer["out_of_range"] = request.flags
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)

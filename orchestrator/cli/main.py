@@ -44,5 +44,15 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _register_groups(root: typer.Typer) -> None:
+    """Add every command group's commands to the root app."""
+    from orchestrator.cli import serve
+
+    serve.register(root)
+
+
+_register_groups(app)
+
+
 def main() -> None:
     app()

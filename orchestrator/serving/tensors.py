@@ -83,8 +83,9 @@ def _numeric_array(values: list, spec: InputSpec, where: str) -> np.ndarray:
     if spec.nullable:
         values = [math.nan if value is None else value for value in values]
     try:
-        return np.array(values, dtype=np.float32)
-    except OverflowError as exc:
+        with np.errstate(over="ignore"):  # numbers beyond FP32 become inf, refused by check_values
+            return np.array(values, dtype=np.float32)
+    except OverflowError as exc:  # integers beyond what numpy can convert at all
         raise BadRequest(f"{where(0)}: a value does not fit in FP32") from exc
 
 

@@ -69,9 +69,11 @@ def serve(
     )
     if range_policy not in ("reject", "flag"):
         raise DataopsError(f"--range-policy must be reject or flag, got {range_policy!r}")
-    err.print(f"Serving {len(folders)} model folder(s) on http://{host}:{port} (V2 REST under /v2, metrics at /metrics)")
+    def announce() -> None:
+        err.print(f"Serving {len(folders)} model folder(s) on http://{host}:{port} (V2 REST under /v2, metrics at /metrics)")
+
     try:
-        run_server(settings)
+        run_server(settings, announce)
     except ServingError as exc:
         raise DataopsError(str(exc)) from exc
 

@@ -27,7 +27,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def run_server(settings: ServerSettings) -> None:
+def run_server(settings: ServerSettings, announce=None) -> None:
     """Serve until interrupted.
 
     The settings travel to every worker process through an environment variable; with several workers,
@@ -39,6 +39,8 @@ def run_server(settings: ServerSettings) -> None:
     from orchestrator.serving.app import build_app
 
     build_app(settings)
+    if announce is not None:
+        announce()
     os.environ[SETTINGS_ENV] = settings.to_json()
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dataops-serving-metrics-")

@@ -16,7 +16,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 NUMERIC = ["dep_hour", "distance", "prev_delay"]  # prev_delay is nullable: NaN allowed, imputed by the model
 CATEGORICAL = ["carrier", "origin"]
@@ -50,7 +50,7 @@ def build_model_folder(folder: Path, name: str = "flights-delay", version: int =
     frame, label = synthetic_frame(rows, seed)
     pipeline = Pipeline([
         ("prepare", ColumnTransformer([
-            ("numeric", SimpleImputer(strategy="median"), NUMERIC),
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), NUMERIC),
             ("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
         ])),
         ("classify", LogisticRegression(max_iter=500)),

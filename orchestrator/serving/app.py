@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from orchestrator import __version__
 from orchestrator.serving import metrics
+from orchestrator.serving.accesslog import AccessLog
 from orchestrator.serving.batching import MicroBatcher
 from orchestrator.serving.capture import CaptureSampler, CaptureWriter, FolderCaptureWriter
 from orchestrator.serving.errors import (BadRequest, ModelLoadError, ModelNotFound, PayloadTooLarge, ServingError,
@@ -33,7 +34,6 @@ from orchestrator.serving.tensors import (RANGE_POLICIES, check_values, decode_i
                                           encode_infer_response, encode_predictions)
 
 log = logging.getLogger("dataops.serving")
-access_log = logging.getLogger("dataops.serving.access")
 
 JSON = "application/json"
 SERVER_NAME = "dataops-serving"
@@ -220,7 +220,11 @@ def build_routes(service: InferenceService) -> list[Route]:
 
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
-    return [
+    return [  # the inference routes first: the router tries them in order
+        Route(f"{model}/infer", infer, methods=["POST"]),
+        Route(f"{model}/predict", predict, methods=["POST"]),
+        Route(f"{versioned}/infer", infer, methods=["POST"]),
+        Route(f"{versioned}/predict", predict, methods=["POST"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
@@ -228,10 +232,6 @@ def build_routes(service: InferenceService) -> list[Route]:
         Route(versioned, model_metadata, methods=["GET"]),
         Route(f"{model}/ready", model_ready, methods=["GET"]),
         Route(f"{versioned}/ready", model_ready, methods=["GET"]),
-        Route(f"{model}/infer", infer, methods=["POST"]),
-        Route(f"{versioned}/infer", infer, methods=["POST"]),
-        Route(f"{model}/predict", predict, methods=["POST"]),
-        Route(f"{versioned}/predict", predict, methods=["POST"]),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
@@ -246,7 +246,8 @@ class Guard:
     def __init__(self, app, token: str | None, log_requests: bool):
         self.app = app
         self.expected = f"Bearer {token}".encode() if token else None
-        self.log_requests = log_requests
+        self.access_log = AccessLog() if log_requests else None
+        self._series: dict[tuple, tuple] = {}  # labelled metric children, looked up once per label set
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -272,11 +273,16 @@ class Guard:
             elapsed = time.perf_counter() - started
             state = scope.get("state") or {}
             route, model = state.get("route", "other"), state.get("model", "")
-            metrics.REQUESTS.labels(route, model, str(status[0])).inc()
-            metrics.LATENCY.labels(route, model).observe(elapsed)
-            if self.log_requests:
+            key = (route, model, status[0])
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (metrics.REQUESTS.labels(route, model, str(status[0])),
+                                              metrics.LATENCY.labels(route, model))
+            series[0].inc()
+            series[1].observe(elapsed)
+            if self.access_log is not None:
                 client = scope.get("client")
-                access_log.info(orjson.dumps({
+                self.access_log.write(orjson.dumps({
                     "ts": time.time(), "client": f"{client[0]}:{client[1]}" if client else None,
                     "method": scope["method"], "path": scope["path"], "status": status[0],
                     "ms": round(elapsed * 1000, 3), "route": route, "model": model,

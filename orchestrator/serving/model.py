@@ -81,6 +81,7 @@ class LoadedModel:
         self.outputs = [_tensor_meta(node) for node in session.get_outputs()]
         self.output_names = [meta.name for meta in self.outputs]
         self.providers = session.get_providers()
+        self.input_specs = {spec.name: spec for spec in card.inputs}
         self._check_agreement()
 
     def _check_agreement(self) -> None:

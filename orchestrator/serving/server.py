@@ -13,13 +13,7 @@ APP_FACTORY = "orchestrator.serving.app:app_from_environment"
 
 
 def configure_logging(level: str) -> None:
-    """Access lines are already JSON; other server messages get a plain prefix. Everything goes to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access = logging.getLogger("dataops.serving.access")
-    access.handlers[:] = [handler]
-    access.propagate = False
-    access.setLevel(logging.INFO)
+    """Server messages go to stderr with a time and level (access lines are JSON, written by AccessLog)."""
     other = logging.StreamHandler(sys.stderr)
     other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("dataops.serving")

@@ -106,10 +106,14 @@ def test_nan_is_refused_where_the_card_says_not_nullable_and_accepted_where_it_d
         check_values(bad, model, "reject")
 
 
-def test_infinity_is_always_refused(model):
-    bad = decode(body([valid_row(prev_delay=1e39)]), model)  # beyond FP32: becomes inf
-    with pytest.raises(BadRequest, match="input 'prev_delay', row 0: expected a finite FP32 value"):
-        check_values(bad, model, "reject")
+def test_numbers_beyond_fp32_and_infinities_are_always_refused(model):
+    with pytest.raises(BadRequest, match="input 'prev_delay', element 0: expected a finite FP32 value, got 1e\\+39"):
+        decode(body([valid_row(prev_delay=1e39)]), model)
+    binary_inf = decode(body([valid_row()]), model)
+    binary_inf.feeds["prev_delay"][0, 0] = np.inf  # as a binary tensor can carry it
+    binary_inf.columns = None
+    with pytest.raises(BadRequest, match="input 'prev_delay', row 0: expected a finite FP32 value, got inf"):
+        check_values(binary_inf, model, "reject")
 
 
 def test_value_outside_training_range_is_rejected_with_the_range(model):
@@ -152,3 +156,23 @@ def test_bad_record_is_refused_naming_record_and_field(model, records, message):
     with pytest.raises(BadRequest) as caught:
         decode_records(orjson.dumps({"records": records}), model)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("rows", [
+    [valid_row()],
+    [valid_row(), valid_row(dep_hour=2.0), valid_row(carrier="ZZ", distance=99999.0)],
+    [valid_row(prev_delay=None), valid_row(origin="BOS")],
+    [valid_row(dep_hour=None)],
+], ids=["in-range", "out-of-range", "nullable-and-unknown-category", "nan-not-allowed"])
+@pytest.mark.parametrize("policy", ["reject", "flag"])
+def test_python_and_numpy_value_checks_agree(model, rows, policy):
+    def outcome(use_python):
+        decoded = decode(body(rows).replace(b"null", b"NaN"), model)
+        if not use_python:
+            decoded.columns = None  # as for binary tensors or large requests
+        try:
+            return check_values(decoded, model, policy)
+        except BadRequest as exc:
+            return str(exc)
+
+    assert outcome(True) == outcome(False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 
@@ -27,8 +28,6 @@ def run_server(settings: ServerSettings, announce=None) -> None:
     The settings travel to every worker process through an environment variable; with several workers,
     Prometheus metrics are aggregated through a temporary multiprocess folder.
     """
-    import uvicorn
-
     # Build once in this process so a bad folder or token file fails here, with a clear message, not in a worker.
     from orchestrator.serving.app import build_app
 
@@ -36,9 +35,21 @@ def run_server(settings: ServerSettings, announce=None) -> None:
     if announce is not None:
         announce()
     os.environ[SETTINGS_ENV] = settings.to_json()
+    metrics_dir = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dataops-serving-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="dataops-serving-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     configure_logging(settings.log_level)
+    try:
+        _run_uvicorn(settings)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(settings: ServerSettings) -> None:
+    import uvicorn
+
     uvicorn.run(
         APP_FACTORY,
         factory=True,

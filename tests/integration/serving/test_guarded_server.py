@@ -1,6 +1,7 @@
 """Bearer token, body size limit, the flag policy for out-of-range values, and micro-batching under concurrency."""
 
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,3 +78,25 @@ def test_concurrent_single_row_requests_are_micro_batched_and_each_answered_corr
     calls_after, rows_after = batch_count()
     assert rows_after - rows_before == 64
     assert calls_after - calls_before < 64, "some requests should have shared an onnxruntime call"
+
+
+def test_several_worker_processes_share_one_metrics_view(models, tmp_path):
+    from conftest import RunningServer, free_port
+
+    server = RunningServer([sys.executable, "-m", "orchestrator.serving", str(models["v1"]), "--workers", "2"],
+                           free_port(), tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        for _ in range(20):
+            assert server.json("POST", "/v2/models/flights-delay/predict", {"records": [valid_row()]})[0] == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a worker may still be loading its models for the first requests
+            text = server.request("GET", "/metrics")[1].decode()
+            line = [l for l in text.splitlines()
+                    if l.startswith('dataops_serving_requests_total{model="flights-delay",route="predict",status="200"}')]
+            if line and float(line[0].split()[-1]) == 20.0:
+                break
+            time.sleep(0.2)
+        assert line and float(line[0].split()[-1]) == 20.0, text
+    finally:
+        server.stop()

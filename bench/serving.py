@@ -156,14 +156,16 @@ def free_port() -> int:
 
 
 class Target:
-    def __init__(self, name: str, command: list[str], port: int, path: str, body: bytes, ready_path: str):
+    def __init__(self, name: str, command: list[str], port: int, path: str, body: bytes, ready_path: str,
+                 env: dict | None = None):
         self.name, self.command, self.port, self.path, self.body = name, command, port, path, body
         self.ready_path = ready_path
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, env=self.env)
 
     def wait_ready(self, timeout: float = 180.0) -> bool:
         import http.client
@@ -286,7 +288,9 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
             body = json.dumps({"dataframe_records": [ROW]}).encode()
             targets.append(Target("mlflow", [mlflow, "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
                                              "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-                                  port, "/invocations", body, "/invocations"))
+                                  port, "/invocations", body, "/invocations",
+                                  # its scoring server starts `uvicorn` from PATH: the one of its own virtualenv
+                                  env={"PATH": f"{Path(mlflow).parent}{os.pathsep}{os.environ.get('PATH', '')}"}))
     else:
         print("mlflow: no `mlflow` command found (set MLFLOW_BIN to one in its own virtualenv); skipping that baseline")
     return targets
@@ -299,7 +303,8 @@ def prepare_mlflow_model(model_dir: Path, mlflow: Path) -> Path | None:
         return target
     python = mlflow.parent / "python"
     code = ("import pickle,sys,mlflow.sklearn as m; p=pickle.load(open(sys.argv[1],'rb'));"
-            "m.save_model(p, sys.argv[2], pyfunc_predict_fn='predict_proba')")
+            "m.save_model(p, sys.argv[2], pyfunc_predict_fn='predict_proba', serialization_format='cloudpickle')")
+    shutil.rmtree(target, ignore_errors=True)  # a failed earlier save leaves a folder save_model refuses
     result = subprocess.run([str(python), "-c", code, str(model_dir / "sklearn.pkl"), str(target)],
                             capture_output=True, text=True)
     if result.returncode != 0:

@@ -139,12 +139,17 @@ def minimal_app(model_dir: str):
     return Starlette(routes=[Route("/predict", predict, methods=["POST"])])
 
 
-def serve_baseline(name: str, port: int, model_dir: str) -> None:
+def minimal_app_from_env():
+    return minimal_app(os.environ["BENCH_MODEL_DIR"])
+
+
+def serve_baseline(name: str, port: int, model_dir: str, workers: int) -> None:
     import uvicorn
 
-    app = hello_app() if name == "hello" else minimal_app(model_dir)
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning")
+    os.environ["BENCH_MODEL_DIR"] = model_dir
+    factory = "serving:hello_app" if name == "hello" else "serving:minimal_app_from_env"
+    uvicorn.run(factory, factory=True, app_dir=str(Path(__file__).parent), host="127.0.0.1", port=port,
+                workers=workers, loop="uvloop", http="httptools", access_log=False, log_level="warning")
 
 
 # ---------------------------------------------------------------- processes
@@ -274,8 +279,8 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
         targets.append(Target(name, command + ["--port", str(port)] if command[1] == "-m" else command + [str(port)],
                               port, path, body, ready or path))
 
-    add("hello", [PYTHON, __file__, "--serve", "hello", str(model_dir)], "/hello", b'{"x":1}')
-    add("minimal", [PYTHON, __file__, "--serve", "minimal", str(model_dir)], "/predict", orjson.dumps(ROW))
+    add("hello", [PYTHON, __file__, "--serve", "hello", str(model_dir), str(workers)], "/hello", b'{"x":1}')
+    add("minimal", [PYTHON, __file__, "--serve", "minimal", str(model_dir), str(workers)], "/predict", orjson.dumps(ROW))
     add("dataops-v2", dataops, "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
     add("dataops-predict", dataops, "/v2/models/bench-forest/predict", records, "/v2/health/ready")
     add("dataops-batched", dataops + ["--max-batch-rows", "32", "--max-wait-ms", "1"],
@@ -287,7 +292,7 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
             port = free_port()
             body = json.dumps({"dataframe_records": [ROW]}).encode()
             targets.append(Target("mlflow", [mlflow, "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
-                                             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                                             "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
                                   port, "/invocations", body, "/invocations",
                                   # its scoring server starts `uvicorn` from PATH: the one of its own virtualenv
                                   env={"PATH": f"{Path(mlflow).parent}{os.pathsep}{os.environ.get('PATH', '')}"}))
@@ -392,7 +397,7 @@ def report(results: dict[str, list[dict]], args) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve_baseline(sys.argv[2], int(sys.argv[4]), sys.argv[3])
+        serve_baseline(sys.argv[2], int(sys.argv[5]), sys.argv[3], int(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--drive":
         port, path, seconds, connections = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
         print(json.dumps(asyncio.run(_python_load(port, path, sys.stdin.buffer.read(), seconds, connections))))

@@ -326,16 +326,19 @@ def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = N
     async def lifespan(app):
         if capture is not None:
             capture.start()
+        loading = None
         if settings.workers > 1:
             # Worker processes share one socket and accept only after startup: loading here means a request can
             # never reach a worker that is still loading.
             await service.load_all()
-        # One process: answer /v2/health/live at once and report ready when the models are in.
-        loading = asyncio.get_running_loop().create_task(service.load_all() if settings.workers <= 1 else asyncio.sleep(0))
+        else:
+            # One process: answer /v2/health/live at once, and /v2/health/ready once the models are in.
+            loading = asyncio.get_running_loop().create_task(service.load_all())
         try:
             yield
         finally:
-            loading.cancel()
+            if loading is not None:
+                loading.cancel()
             if capture is not None:
                 await run_in_threadpool(capture.close)
             service.executor.shutdown(wait=False)

@@ -134,8 +134,8 @@ def _split_bytes_tensor(raw: bytes | memoryview, count: int, name: str) -> list[
 
 
 def _rows_of(shape, name: str, spec: InputSpec) -> int:
-    if (not isinstance(shape, list) or len(shape) != 2 or shape[1] != 1
-            or not all(type(d) is int for d in shape) or shape[0] < 1):
+    if (type(shape) is not list or len(shape) != 2 or type(shape[0]) is not int or shape[0] < 1
+            or type(shape[1]) is not int or shape[1] != 1):
         raise BadRequest(
             f"input {name!r}: expected shape [N, 1] with N >= 1 ({spec.datatype}, one column), "
             f"got {orjson.dumps(shape).decode()[:60]}"
@@ -159,10 +159,13 @@ def decode_input(item, model: LoadedModel, binary: memoryview | None, offset: in
     if datatype != spec.datatype:
         raise BadRequest(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}")
     rows = _rows_of(item.get("shape"), name, spec)
-    parameters = item.get("parameters") or {}
-    if not isinstance(parameters, dict):
+    parameters = item.get("parameters")
+    if parameters is None:
+        size = None
+    elif isinstance(parameters, dict):
+        size = parameters.get("binary_data_size")
+    else:
         raise BadRequest(f"input {name!r}: 'parameters' must be an object")
-    size = parameters.get("binary_data_size")
     if size is not None:
         if binary is None:
             raise BadRequest(f"input {name!r}: binary_data_size given but the request has no binary part "

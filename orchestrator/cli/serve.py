@@ -35,6 +35,17 @@ def resolve_ref(ref: str, store_location: str | None) -> Path:
     return Path(resolve_model_ref(open_store(setting("store", store_location)), ref))
 
 
+def store_capture_writer(settings):
+    """Capture writer factory for the server: batches go to the artifact store named by ``settings.capture_store``.
+
+    Called inside each server process (the server package itself knows nothing of artifact stores).
+    """
+    from orchestrator.artifacts.open import open_store
+    from orchestrator.serving.capture import StoreCaptureWriter
+
+    return StoreCaptureWriter(open_store(settings.capture_store), "captures")
+
+
 def serve(
     model_refs: list[str] = typer.Argument(..., metavar="MODEL_REF...",
                                            help="Model folder paths or registry references: name, name:3, name@production."),
@@ -50,6 +61,8 @@ def serve(
     range_policy: str = typer.Option("reject", help="Values outside the card's training ranges: reject or flag."),
     capture_dir: Path = typer.Option(Path(".dataops/captures"), help="Folder receiving sampled inputs/outputs."),
     capture_rate: float = typer.Option(0.01, min=0.0, max=1.0, help="Share of requests captured (0 disables)."),
+    capture_store: str = typer.Option(None, help="Write captures to this artifact store (path, file:// or swift://) "
+                                                 "under captures/ instead of --capture-dir."),
     token_file: Path = typer.Option(None, help="Bearer token file; else DATAOPS_SERVE_TOKEN; neither: no auth."),
     max_body_bytes: int = typer.Option(16 * 1024 * 1024, min=1, help="Largest accepted request body."),
     access_log: bool = typer.Option(True, help="One JSON line per request on stderr."),
@@ -64,7 +77,8 @@ def serve(
         model_folders=folders, repository_dir=str(repository_dir) if repository_dir else None, host=host, port=port,
         workers=workers, device=device, intra_op_threads=intra_op_threads, max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, range_policy=range_policy, capture_dir=str(capture_dir) if capture_rate else None,
-        capture_rate=capture_rate, token_file=str(token_file) if token_file else None, max_body_bytes=max_body_bytes,
+        capture_rate=capture_rate, capture_store=capture_store,
+        capture_writer="orchestrator.cli.serve:store_capture_writer" if capture_store else None, token_file=str(token_file) if token_file else None, max_body_bytes=max_body_bytes,
         access_log=access_log,
     )
     if range_policy not in ("reject", "flag"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import importlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -295,6 +296,20 @@ class Guard:
         return False
 
 
+def load_capture_writer(settings: ServerSettings) -> CaptureWriter:
+    """Call the ``module:function`` named by ``settings.capture_writer`` with the settings.
+
+    Raises:
+        ModelLoadError: the name cannot be imported or the function fails.
+    """
+    module_name, _, function_name = settings.capture_writer.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+        return factory(settings)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelLoadError(f"capture writer {settings.capture_writer!r} cannot be created: {exc}") from exc
+
+
 def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = None):
     """Build the ASGI app for ``settings``. Models load in the background once the server runs.
 
@@ -313,6 +328,8 @@ def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = N
         raise ModelLoadError("no model to serve: give at least one model folder or a repository folder holding one")
     capture = None
     if settings.capture_rate > 0:
+        if capture_writer is None and settings.capture_writer:
+            capture_writer = load_capture_writer(settings)
         if capture_writer is None:
             if not settings.capture_dir:
                 raise ModelLoadError("a capture rate is set but no capture folder or writer")

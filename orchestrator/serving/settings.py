@@ -32,6 +32,10 @@ class ServerSettings:
     capture_rate: float = 0.0
     capture_batch_rows: int = 1000
     capture_flush_seconds: float = 5.0
+    # "package.module:function" called with these settings, returning a CaptureWriter (e.g. one writing to the
+    # project's artifact store); importable in every worker process. None: a folder writer on capture_dir.
+    capture_writer: str | None = None
+    capture_store: str | None = None
     token_file: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     access_log: bool = True

@@ -105,3 +105,26 @@ def test_store_writer_publishes_batches_as_checksummed_blobs_of_an_artifact_stor
     keys = list(store.list("captures/serving/flights-delay/3/"))
     assert len(keys) == 1
     assert len(store.get_bytes(keys[0]).splitlines()) == 2
+
+
+def test_the_server_builds_a_pluggable_writer_named_in_its_settings(tmp_path, model_folder):
+    from orchestrator.serving.app import build_app, load_capture_writer
+    from orchestrator.serving.settings import ServerSettings
+
+    settings = ServerSettings(model_folders=[str(model_folder)], capture_rate=0.5, capture_store=str(tmp_path / "store"),
+                              capture_writer="orchestrator.cli.serve:store_capture_writer")
+    writer = load_capture_writer(settings)
+    assert isinstance(writer, StoreCaptureWriter) and writer.store.uri.endswith("store")
+    assert build_app(settings).service.capture.writer.__class__ is StoreCaptureWriter
+
+
+def test_an_unknown_writer_plugin_is_a_clear_error(model_folder):
+    import pytest
+
+    from orchestrator.serving.app import build_app
+    from orchestrator.serving.errors import ModelLoadError
+    from orchestrator.serving.settings import ServerSettings
+
+    settings = ServerSettings(model_folders=[str(model_folder)], capture_rate=0.5, capture_writer="no.such.module:f")
+    with pytest.raises(ModelLoadError, match="capture writer 'no.such.module:f' cannot be created"):
+        build_app(settings)

@@ -10,6 +10,7 @@ import hmac
 import importlib
 import logging
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from orchestrator.serving.tensors import (RANGE_POLICIES, check_values, decode_i
 log = logging.getLogger("dataops.serving")
 
 JSON = "application/json"
+_DECODERS = {"identity": None, "gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # zlib wbits per encoding
 SERVER_NAME = "dataops-serving"
 EXTENSIONS = ["binary_tensor_data", "model_repository", "predict_records"]
 
@@ -78,29 +80,43 @@ def answers_errors(route: str):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing it as soon as it is known to exceed ``limit`` bytes.
+    """Read the body (gzip or deflate encoded bodies are inflated), refusing it as soon as it is known to exceed
+    ``limit`` bytes, compressed or not.
 
     Raises:
         PayloadTooLarge: the body is over the limit.
-        UnsupportedMediaType: the body is compressed.
+        UnsupportedMediaType: the body is in an encoding other than identity, gzip or deflate.
+        BadRequest: the Content-Length is malformed or the compressed body is corrupt.
     """
-    encoding = request.headers.get("content-encoding")
-    if encoding and encoding.lower() != "identity":
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")
+    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+    if encoding not in _DECODERS:
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: use identity, gzip or deflate")
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise BadRequest(f"Content-Length: expected an integer, got {length[:30]!r}")
         if int(length) > limit:
             raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
-        return await request.body()
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body = await request.body()
+    else:
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    wbits = _DECODERS[encoding]
+    if wbits is None:
+        return body
+    inflater = zlib.decompressobj(wbits)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"request body is not valid {encoding} data: {exc}") from exc
+    if len(inflated) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"request body inflates to more than the limit of {limit} bytes")
+    return inflated
 
 
 class InferenceService:

@@ -74,9 +74,10 @@ def test_arbitrary_records_never_cause_a_5xx(server, records):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.binary(max_size=200), route=st.sampled_from(["infer", "predict"]))
-def test_raw_bytes_never_cause_a_5xx(server, raw, route):
-    status, body, _ = server.request("POST", f"/v2/models/flights-delay/{route}", raw)
+@given(raw=st.binary(max_size=200), route=st.sampled_from(["infer", "predict"]),
+       encoding=st.sampled_from(["identity", "gzip", "deflate"]))
+def test_raw_bytes_never_cause_a_5xx(server, raw, route, encoding):
+    status, body, _ = server.request("POST", f"/v2/models/flights-delay/{route}", raw, {"Content-Encoding": encoding})
     assert_client_error_or_success(status, body)
 
 

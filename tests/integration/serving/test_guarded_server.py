@@ -100,3 +100,12 @@ def test_several_worker_processes_share_one_metrics_view(models, tmp_path):
         assert line and float(line[0].split()[-1]) == 20.0, text
     finally:
         server.stop()
+
+
+def test_a_compressed_body_that_inflates_past_the_limit_is_413(guarded_server):
+    import gzip
+
+    bomb = gzip.compress(b"[" + b" " * 100000 + b"]")
+    status, body, _ = guarded_server.request("POST", "/v2/models/flights-delay/predict", bomb,
+                                             {**AUTH, "Content-Encoding": "gzip"})
+    assert status == 413 and b"inflates to more than the limit of 4096 bytes" in body

@@ -173,3 +173,15 @@ def test_sampled_inputs_and_outputs_are_captured_in_batches_to_the_folder(server
     assert len(rows) == 3
     assert rows[1]["inputs"]["carrier"] == "UA" and rows[1]["inputs"]["prev_delay"] is None
     assert set(rows[0]["outputs"]) == {"label", "probabilities"}
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_from_the_client_are_inflated(client, models, algorithm):
+    result = client.infer("flights-delay", triton_inputs(ROWS, True), model_version="1",
+                          request_compression_algorithm=algorithm)
+    assert result.as_numpy("label").tolist() == expected_for(models["v1"], ROWS)["label"].tolist()
+
+
+def test_unknown_content_encoding_is_415(server):
+    status, body, _ = server.request("POST", "/v2/models/flights-delay/predict", b"{}", {"Content-Encoding": "br"})
+    assert status == 415 and b"use identity, gzip or deflate" in body

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import BIN, RunningServer, free_port
+from live_server import BIN, RunningServer, free_port
 from tiny_models import valid_row
 
 from orchestrator.artifacts.local import LocalStore

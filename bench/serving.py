@@ -331,14 +331,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", help="comma-separated target names")
     parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
+                        help="auto: wrk when installed, else the Python generator")
     args = parser.parse_args()
 
     model_dir = build_model(DATA / "bench-forest")
     targets = build_targets(model_dir, args.workers)
     if args.only:
         targets = [t for t in targets if t.name in args.only.split(",")]
-    drive = drive_wrk if shutil.which("wrk") else drive_python
-    print(f"load generator: {'wrk -t1' if drive is drive_wrk else 'python asyncio (wrk not installed)'}, "
+    use_wrk = args.load_generator == "wrk" or (args.load_generator == "auto" and shutil.which("wrk"))
+    drive = drive_wrk if use_wrk else drive_python
+    print(f"load generator: {'wrk -t1' if drive is drive_wrk else 'python asyncio' + ('' if args.load_generator == 'python' else ' (wrk not installed)')}, "
           f"{args.connections} connections, {args.rounds} interleaved rounds of {args.seconds}s, "
           f"{args.workers} server worker(s); loadavg {os.getloadavg()[0]:.2f}")
     results: dict[str, list[dict]] = {t.name: [] for t in targets}

@@ -45,11 +45,12 @@ def version() -> None:
 
 
 def _register_groups() -> None:
-    from orchestrator.cli import model, predict, run
+    from orchestrator.cli import model, predict, run, serve
 
     run.register(app)
     model.register(app)
     predict.register(app)
+    serve.register(app)
 
 
 _register_groups()

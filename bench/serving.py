@@ -1,0 +1,408 @@
+"""Serving benchmark: the dataops inference server against an HTTP floor and a minimal ONNX app, same run.
+
+    .venv/bin/python bench/serving.py [--rounds 3] [--seconds 10] [--connections 16]
+
+Starts, on free loopback ports, each with one uvicorn worker (uvloop + httptools):
+  * ``hello``      the HTTP floor: a Starlette POST route that reads the body and answers a constant;
+  * ``minimal``    Starlette + onnxruntime: parse one record with orjson, run the session, answer JSON;
+  * ``dataops-v2`` this project's server, V2 JSON ``/infer`` (defaults: access log on, no batching);
+  * ``dataops-predict`` the same server's records route;
+  * ``dataops-batched`` the server with micro-batching (max 32 rows, 1 ms);
+  * ``mlflow``     ``mlflow models serve`` of the same random forest, only if an ``mlflow`` command is found
+                   (``MLFLOW_BIN`` or PATH; it lives in its own virtualenv, never in the project's).
+Each is driven from another process (wrk when installed, else a Python keep-alive load generator) in
+interleaved rounds; the script prints req/s, p50 and p99 medians and per-round ratios against the goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / ".data" / "serving"
+PYTHON = sys.executable
+
+NUMERIC = ["dep_hour", "distance", "prev_delay", "taxi_out", "day_of_week"]
+CATEGORICAL = ["carrier", "origin", "dest"]
+ROW = {"dep_hour": 9.0, "distance": 500.0, "prev_delay": 3.0, "taxi_out": 15.0, "day_of_week": 3.0,
+       "carrier": "AA", "origin": "JFK", "dest": "LAX"}
+
+
+# ---------------------------------------------------------------- the model (a random forest, as in the baselines)
+
+def build_model(folder: Path) -> Path:
+    """Train a random forest on synthetic mixed data, export it by the model folder contract, and pickle the
+    scikit-learn pipeline too (for MLflow). Cached: built once per checkout."""
+    if (folder / "model_card.json").exists():
+        return folder
+    import hashlib
+    import pickle
+
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    rows = 20000
+    frame = pd.DataFrame({
+        "dep_hour": rng.integers(5, 24, rows).astype(np.float32),
+        "distance": rng.uniform(100, 3000, rows).astype(np.float32),
+        "prev_delay": rng.normal(10, 20, rows).astype(np.float32),
+        "taxi_out": rng.uniform(5, 40, rows).astype(np.float32),
+        "day_of_week": rng.integers(1, 8, rows).astype(np.float32),
+        "carrier": rng.choice(["AA", "UA", "DL", "B6", "WN"], rows),
+        "origin": rng.choice(["JFK", "LGA", "EWR"], rows),
+        "dest": rng.choice(["LAX", "SFO", "ORD", "ATL", "MIA", "BOS"], rows),
+    })
+    score = (frame.dep_hour - 14) / 5 + (frame.carrier == "UA") * 0.8 + frame.prev_delay / 30 + frame.taxi_out / 40
+    label = (score + rng.normal(0, 0.7, rows) > 0.5).astype(np.int64)
+    pipeline = Pipeline([
+        ("prepare", ColumnTransformer([("numeric", SimpleImputer(), NUMERIC),
+                                       ("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)])),
+        ("forest", RandomForestClassifier(n_estimators=100, max_depth=10, n_jobs=1, random_state=0)),
+    ]).fit(frame, label)
+    types = [(c, FloatTensorType([None, 1])) for c in NUMERIC] + [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    onnx_model = convert_sklearn(pipeline, initial_types=types, options={"zipmap": False},
+                                 target_opset={"": 17, "ai.onnx.ml": 3})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    (folder / "sklearn.pkl").write_bytes(pickle.dumps(pipeline))
+    card = {
+        "name": "bench-forest", "version": 1, "task": "classification",
+        "inputs": [{"name": c, "datatype": "FP32", "nullable": False, "min": float(frame[c].min()),
+                    "max": float(frame[c].max())} for c in NUMERIC]
+        + [{"name": c, "datatype": "BYTES", "nullable": False, "allowed": sorted(frame[c].unique().tolist())}
+           for c in CATEGORICAL],
+        "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
+                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}],
+        "classes": [0, 1],
+        "files": {"model.onnx": {"sha256": hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest(),
+                                 "size": (folder / "model.onnx").stat().st_size}},
+    }
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2))
+    return folder
+
+
+# ---------------------------------------------------------------- baseline apps (run as child processes)
+
+def hello_app():
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def hello(request):
+        await request.body()
+        return Response(b'{"hello":"world"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/hello", hello, methods=["POST"])])
+
+
+def minimal_app(model_dir: str):
+    import numpy as np
+    import onnxruntime as ort
+    import orjson
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    async def predict(request):
+        record = orjson.loads(await request.body())
+        feeds = {c: np.array([[record[c]]], dtype=np.float32) for c in NUMERIC}
+        feeds.update({c: np.array([[record[c]]], dtype=object) for c in CATEGORICAL})
+        label, proba = session.run(None, feeds)
+        return Response(orjson.dumps({"label": label.tolist(), "probabilities": proba.tolist()}),
+                        media_type="application/json")
+
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+
+
+def minimal_app_from_env():
+    return minimal_app(os.environ["BENCH_MODEL_DIR"])
+
+
+def serve_baseline(name: str, port: int, model_dir: str, workers: int) -> None:
+    import uvicorn
+
+    os.environ["BENCH_MODEL_DIR"] = model_dir
+    factory = "serving:hello_app" if name == "hello" else "serving:minimal_app_from_env"
+    uvicorn.run(factory, factory=True, app_dir=str(Path(__file__).parent), host="127.0.0.1", port=port,
+                workers=workers, loop="uvloop", http="httptools", access_log=False, log_level="warning")
+
+
+# ---------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Target:
+    def __init__(self, name: str, command: list[str], port: int, path: str, body: bytes, ready_path: str,
+                 env: dict | None = None):
+        self.name, self.command, self.port, self.path, self.body = name, command, port, path, body
+        self.ready_path = ready_path
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True, env=self.env)
+
+    def wait_ready(self, timeout: float = 180.0) -> bool:
+        import http.client
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                method = "POST" if self.ready_path == self.path else "GET"
+                conn.request(method, self.ready_path, body=self.body if method == "POST" else None,
+                             headers={"Content-Type": "application/json"})
+                if conn.getresponse().status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.3)
+        return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+# ---------------------------------------------------------------- load generators
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk_ms(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+
+def drive_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> dict:
+    script = workdir / f"{target.name}.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f'wrk.body = [==[{target.body.decode()}]==]\n')
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          f"http://127.0.0.1:{target.port}{target.path}"], capture_output=True, text=True,
+                         check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"),
+            "errors": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(0) if socket_errors else ""}
+
+
+async def _python_load(port: int, path: str, body: bytes, seconds: float, connections: int) -> dict:
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def connection():
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 2"):
+                errors += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"rps": len(latencies) / elapsed, "p50": pick(0.5), "p99": pick(0.99), "errors": errors, "socket_errors": ""}
+
+
+def drive_python(target: Target, seconds: int, connections: int, workdir: Path) -> dict:
+    """The Python generator runs in its own process so it does not share an interpreter with anything measured."""
+    out = subprocess.run([PYTHON, __file__, "--drive", str(target.port), target.path, str(seconds), str(connections)],
+                         input=target.body, capture_output=True, check=True).stdout
+    return json.loads(out)
+
+
+# ---------------------------------------------------------------- the run
+
+def build_targets(model_dir: Path, workers: int) -> list[Target]:
+    import orjson
+
+    v2_body = orjson.dumps({"inputs": [
+        {"name": c, "shape": [1, 1], "datatype": "FP32" if c in NUMERIC else "BYTES", "data": [ROW[c]]}
+        for c in NUMERIC + CATEGORICAL]})
+    records = orjson.dumps({"records": [ROW]})
+    dataops = [PYTHON, "-m", "orchestrator.serving", str(model_dir), "--workers", str(workers), "--host", "127.0.0.1"]
+    targets = []
+
+    def add(name, command, path, body, ready=None):
+        port = free_port()
+        targets.append(Target(name, command + ["--port", str(port)] if command[1] == "-m" else command + [str(port)],
+                              port, path, body, ready or path))
+
+    add("hello", [PYTHON, __file__, "--serve", "hello", str(model_dir), str(workers)], "/hello", b'{"x":1}')
+    add("minimal", [PYTHON, __file__, "--serve", "minimal", str(model_dir), str(workers)], "/predict", orjson.dumps(ROW))
+    add("dataops-v2", dataops, "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
+    add("dataops-predict", dataops, "/v2/models/bench-forest/predict", records, "/v2/health/ready")
+    add("dataops-batched", dataops + ["--max-batch-rows", "32", "--max-wait-ms", "1"],
+        "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
+    mlflow = os.environ.get("MLFLOW_BIN") or shutil.which("mlflow")
+    if mlflow:
+        mlflow_dir = prepare_mlflow_model(model_dir, Path(mlflow))
+        if mlflow_dir:
+            port = free_port()
+            body = json.dumps({"dataframe_records": [ROW]}).encode()
+            targets.append(Target("mlflow", [mlflow, "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
+                                             "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
+                                  port, "/invocations", body, "/invocations",
+                                  # its scoring server starts `uvicorn` from PATH: the one of its own virtualenv
+                                  env={"PATH": f"{Path(mlflow).parent}{os.pathsep}{os.environ.get('PATH', '')}"}))
+    else:
+        print("mlflow: no `mlflow` command found (set MLFLOW_BIN to one in its own virtualenv); skipping that baseline")
+    return targets
+
+
+def prepare_mlflow_model(model_dir: Path, mlflow: Path) -> Path | None:
+    """Save the scikit-learn pipeline as an MLflow model with MLflow's own interpreter (never imported here)."""
+    target = model_dir.parent / "mlflow-model"
+    if (target / "MLmodel").exists():
+        return target
+    python = mlflow.parent / "python"
+    code = ("import pickle,sys,mlflow.sklearn as m; p=pickle.load(open(sys.argv[1],'rb'));"
+            "m.save_model(p, sys.argv[2], pyfunc_predict_fn='predict_proba', serialization_format='cloudpickle')")
+    shutil.rmtree(target, ignore_errors=True)  # a failed earlier save leaves a folder save_model refuses
+    result = subprocess.run([str(python), "-c", code, str(model_dir / "sklearn.pkl"), str(target)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"mlflow: could not save the model ({result.stderr.strip()[-300:]}); skipping that baseline")
+        return None
+    return target
+
+
+def median(values):
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--only", help="comma-separated target names")
+    parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
+                        help="auto: wrk when installed, else the Python generator")
+    args = parser.parse_args()
+
+    model_dir = build_model(DATA / "bench-forest")
+    targets = build_targets(model_dir, args.workers)
+    if args.only:
+        targets = [t for t in targets if t.name in args.only.split(",")]
+    use_wrk = args.load_generator == "wrk" or (args.load_generator == "auto" and shutil.which("wrk"))
+    drive = drive_wrk if use_wrk else drive_python
+    print(f"load generator: {'wrk -t1' if drive is drive_wrk else 'python asyncio' + ('' if args.load_generator == 'python' else ' (wrk not installed)')}, "
+          f"{args.connections} connections, {args.rounds} interleaved rounds of {args.seconds}s, "
+          f"{args.workers} server worker(s); loadavg {os.getloadavg()[0]:.2f}")
+    results: dict[str, list[dict]] = {t.name: [] for t in targets}
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        try:
+            for target in targets:
+                target.start()
+            for target in list(targets):
+                if not target.wait_ready():
+                    print(f"{target.name}: did not start; skipped")
+                    target.stop()
+                    targets.remove(target)
+            for target in targets:  # warm-up
+                drive(target, 2, args.connections, Path(tmp))
+            for round_index in range(args.rounds):
+                for target in targets:
+                    result = drive(target, args.seconds, args.connections, Path(tmp))
+                    results[target.name].append(result)
+                    print(f"round {round_index + 1} {target.name:16s} {result['rps']:9.0f} req/s  "
+                          f"p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms  errors {result['errors']}",
+                          flush=True)
+        finally:
+            for target in targets:
+                target.stop()
+    report(results, args)
+    return 0
+
+
+def report(results: dict[str, list[dict]], args) -> None:
+    print("\n| target | req/s (median) | min..max | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        if not runs:
+            continue
+        rps = [r["rps"] for r in runs]
+        print(f"| {name} | {median(rps):,.0f} | {min(rps):,.0f}..{max(rps):,.0f} | {median([r['p50'] for r in runs]):.2f} "
+              f"| {median([r['p99'] for r in runs]):.2f} | {sum(r['errors'] for r in runs)} |")
+
+    def ratio(a, b):
+        if not results.get(a) or not results.get(b):
+            return float("nan")
+        return median([x["rps"] / y["rps"] for x, y in zip(results[a], results[b])])
+
+    print("\n| ratio (median of per-round req/s ratios) | value | goal |\n|---|---|---|")
+    for a, b, goal in [("dataops-v2", "hello", ">= 0.85"), ("dataops-predict", "hello", ">= 0.85"),
+                       ("dataops-batched", "hello", ">= 0.85"), ("dataops-v2", "minimal", ""),
+                       ("dataops-batched", "dataops-v2", ""), ("dataops-v2", "mlflow", ">= 100"),
+                       ("minimal", "hello", "")]:
+        print(f"| {a} / {b} | {ratio(a, b):.2f} | {goal} |")
+    for name in ("dataops-v2", "dataops-predict", "dataops-batched"):
+        if results.get(name):
+            print(f"{name}: p99 median {median([r['p99'] for r in results[name]]):.2f} ms (goal <= 15 ms at "
+                  f"{args.connections} connections)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve_baseline(sys.argv[2], int(sys.argv[5]), sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--drive":
+        port, path, seconds, connections = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+        print(json.dumps(asyncio.run(_python_load(port, path, sys.stdin.buffer.read(), seconds, connections))))
+    else:
+        sys.exit(main())

@@ -43,8 +43,18 @@ class StageProgress:
         if "version" in info:
             detail = f"{info['model']} version {info['version']}" + ("" if info.get("created") else " (unchanged)")
         if "metrics" in info:
-            headline = {k: v for k, v in info["metrics"].items() if isinstance(v, (int, float))}
-            detail = ", ".join(f"{k} {v:.4f}" for k, v in list(headline.items())[:4])
+            metrics = info["metrics"]
+            names = [k for k in ("roc_auc", "accuracy", "log_loss", "rmse", "mae", "r2") if k in metrics]
+            detail = ", ".join(f"{k} {metrics[k]:.4f}" for k in names)
+            baseline = metrics.get("baseline", {})
+            if names and names[0] in baseline:
+                detail += f" (baseline {names[0]} {baseline[names[0]]:.4f})"
+        if "best_score" in info:
+            detail = f"{len(info.get('candidates') or [])} candidates, best validation score {info['best_score']:.4f}"
+        if "parity" in info:
+            parity = info["parity"]
+            detail = (f"ONNX parity on {parity.get('rows', 0):,} test rows: {parity.get('label_mismatches')} label "
+                      f"mismatches, max probability gap {parity.get('max_abs_proba_diff', 0):.1e}")
         seconds = f"{elapsed:7.1f}s" if event == "done" else " " * 8
         err.print(f"  {mark} {stage:<22} {seconds}  {detail}")
 

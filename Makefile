@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/python examples/flights/get_data.py
 	$(BIN)/dataops run examples/flights/pipeline.yaml
 
 test: $(STAMP)

@@ -56,3 +56,15 @@ class CloudError(DataopsError):
     """An OpenStack call failed; the message names the resource and the cloud's reason."""
 
     exit_code = 10
+
+
+class ParityFailed(DataopsError):
+    """The exported ONNX model does not predict what the trained scikit-learn model predicts."""
+
+    exit_code = 11
+
+
+class SchemaMismatch(DataopsError):
+    """Input data does not match a model's input schema: a column is missing or has the wrong type."""
+
+    exit_code = 12

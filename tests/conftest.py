@@ -1,0 +1,30 @@
+"""Shared fixtures: one real Dask cluster for the whole session, and tiny pipelines written into tmp folders."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real distributed cluster (scheduler + one worker process) on loopback."""
+    from orchestrator.pipeline.runner import dask_client as open_client
+
+    with open_client() as client:
+        yield client
+
+
+@pytest.fixture
+def store(tmp_path):
+    from orchestrator.artifacts.local import LocalStore
+
+    return LocalStore(tmp_path / "store")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path

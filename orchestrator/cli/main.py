@@ -44,14 +44,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_groups(root: typer.Typer) -> None:
-    """Add every command group's commands to the root app."""
-    from orchestrator.cli import serve
+def _register_groups() -> None:
+    from orchestrator.cli import model, predict, run, serve
 
-    serve.register(root)
+    run.register(app)
+    model.register(app)
+    predict.register(app)
+    serve.register(app)
 
 
-_register_groups(app)
+_register_groups()
 
 
 def main() -> None:

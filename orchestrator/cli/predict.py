@@ -1,0 +1,45 @@
+"""``dataops predict NAME[:VERSION|@STAGE] --input PATH|URL --output PATH``: batch scoring on Dask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from orchestrator.artifacts.open import open_store
+from orchestrator.cli.console import emit_json, err
+from orchestrator.config import setting
+
+
+def predict(
+    ref: str = typer.Argument(..., help="Model: NAME (production, else newest), NAME:VERSION or NAME@STAGE."),
+    input: str = typer.Option(..., "--input", "-i", help="Parquet or CSV file or folder, or a URL."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet folder to create (must not exist)."),
+    store: Optional[str] = typer.Option(None, "--store", help="Artifact store; default from settings."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Dask scheduler address; default from settings, else threads in this process."
+    ),
+) -> None:
+    """Score a dataset with a registered model, partition by partition, and write the predictions."""
+    from orchestrator.ml.batch import predict_to_path
+
+    address = setting("scheduler", scheduler)
+    client = None
+    if address:
+        from distributed import Client
+
+        client = Client(address)
+    try:
+        record = predict_to_path(open_store(setting("store", store)), ref, input, output, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    err.print(f"Scored {record['rows']} rows with {record['model']['name']}:{record['model']['version']} "
+              f"-> {output}")
+    emit_json(record)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``predict`` command to the root app."""
+    app.command("predict")(predict)

@@ -1,0 +1,156 @@
+"""``dataops run`` and ``dataops runs list|show|compare``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.console import emit_json, err, out
+from orchestrator.config import setting
+
+StoreOption = typer.Option(None, "--store", help="Artifact store: a path, file://PATH or swift://CONTAINER[/PREFIX].")
+
+
+def _rows(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+class StageProgress:
+    """One line per stage: name, elapsed time, rows in and out."""
+
+    def __init__(self):
+        self._started: dict[str, float] = {}
+        self._status = None
+
+    def __call__(self, stage: str, event: str, info: dict) -> None:
+        if event == "start":
+            self._started[stage] = time.perf_counter()
+            self._status = err.status(f"{stage} ...")
+            self._status.start()
+            return
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        elapsed = time.perf_counter() - self._started.get(stage, time.perf_counter())
+        mark = "[green]done[/]  " if event == "done" else "[dim]cached[/]"
+        detail = f"{_rows(info.get('rows_in'))} -> {_rows(info.get('rows_out'))} rows"
+        if info.get("quarantined"):
+            detail += f", {info['quarantined']:,} quarantined"
+        if "version" in info:
+            detail = f"{info['model']} version {info['version']}" + ("" if info.get("created") else " (unchanged)")
+        if "metrics" in info:
+            headline = {k: v for k, v in info["metrics"].items() if isinstance(v, (int, float))}
+            detail = ", ".join(f"{k} {v:.4f}" for k, v in list(headline.items())[:4])
+        seconds = f"{elapsed:7.1f}s" if event == "done" else " " * 8
+        err.print(f"  {mark} {stage:<22} {seconds}  {detail}")
+
+    def tuning(self, done: int, total: int, best: float | None) -> None:
+        if self._status is not None:
+            best_text = f", best {best:.4f}" if best is not None else ""
+            self._status.update(f"train ... {done}/{total} candidates{best_text}")
+
+
+def run(
+    pipeline: Path = typer.Argument(..., help="The pipeline YAML file.", exists=False),
+    store: Optional[str] = StoreOption,
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="An existing Dask scheduler (tcp://HOST:PORT or tls://HOST:PORT); default: a local cluster."
+    ),
+) -> None:
+    """Run PIPELINE: ingest, validate, blend, prepare features, split, train, evaluate, export, register."""
+    from orchestrator.artifacts.open import open_store
+    from orchestrator.pipeline.runner import dask_client, run_pipeline
+    from orchestrator.pipeline.spec import load_pipeline
+
+    loaded = load_pipeline(pipeline)
+    artifact_store = open_store(setting("store", store))
+    progress = StageProgress()
+    with dask_client(setting("scheduler", scheduler) or None) as client:
+        err.print(f"pipeline [bold]{loaded.spec.name}[/]  store {artifact_store.uri}")
+        err.print(f"dask dashboard: {client.dashboard_link}")
+        result = run_pipeline(loaded, artifact_store, client, on_event=progress, on_progress=progress.tuning)
+    err.print(f"run [bold]{result.run_id}[/] succeeded in {result.record['elapsed_s']:.1f}s")
+    out.print(result.run_id)
+
+
+runs_app = typer.Typer(help="Inspect and compare run records.", no_args_is_help=True)
+
+
+@runs_app.command("list")
+def runs_list(store: Optional[str] = StoreOption, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List runs, newest last."""
+    from orchestrator.artifacts.lineage import list_run_ids, load_record
+    from orchestrator.artifacts.open import open_store
+
+    artifact_store = open_store(setting("store", store))
+    records = [load_record(artifact_store, run_id) for run_id in list_run_ids(artifact_store)]
+    if as_json:
+        emit_json([{k: r.get(k) for k in ("run_id", "status", "started_at", "elapsed_s", "metrics")} for r in records])
+        return
+    table = Table("run", "pipeline", "status", "started", "seconds", "stages ran/cached")
+    for r in records:
+        statuses = [s.get("status") for s in r.get("stages", {}).values()]
+        table.add_row(r["run_id"], r["pipeline"]["name"], r["status"], r["started_at"], str(r.get("elapsed_s", "")),
+                      f"{statuses.count('ran')}/{statuses.count('cached')}")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str = typer.Argument(..., help="Run id, or 'latest'."),
+    store: Optional[str] = StoreOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the whole record as JSON."),
+) -> None:
+    """Show one run: stages, rows, what each read, artifacts with their sha256, metrics."""
+    from orchestrator.artifacts.lineage import load_record
+    from orchestrator.artifacts.open import open_store
+
+    record = load_record(open_store(setting("store", store)), run_id)
+    if as_json:
+        emit_json(record)
+        return
+    out.print(f"run {record['run_id']}  {record['status']}  pipeline {record['pipeline']['name']} "
+              f"({record['pipeline']['path']}, sha256 {record['pipeline']['sha256'][:12]})")
+    if record.get("error"):
+        out.print(f"error: {record['error']}")
+    table = Table("stage", "status", "seconds", "rows in", "rows out", "read", "output sha256")
+    for name, stage in record["stages"].items():
+        reads = ", ".join(f"{p} {r['fingerprint']}" for p, r in stage.get("reads", {}).items())
+        sha = stage["outputs"][0]["sha256"][:12] if stage.get("outputs") else ""
+        table.add_row(name, stage.get("status", ""), str(stage.get("elapsed_s", "")), _rows(stage.get("rows_in")),
+                      _rows(stage.get("rows_out")), reads, sha)
+    out.print(table)
+    for key, value in record.get("metrics", {}).items():
+        if isinstance(value, (int, float)):
+            out.print(f"  {key}: {value:.4f}")
+
+
+@runs_app.command("compare")
+def runs_compare(
+    first: str = typer.Argument(...),
+    second: str = typer.Argument(...),
+    store: Optional[str] = StoreOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What changed between two runs: parameters, recomputed stages, metrics."""
+    from orchestrator.artifacts.lineage import compare_records, load_record
+    from orchestrator.artifacts.open import open_store
+
+    artifact_store = open_store(setting("store", store))
+    diff = compare_records(load_record(artifact_store, first), load_record(artifact_store, second))
+    if as_json:
+        emit_json(diff)
+        return
+    for section, changes in diff.items():
+        out.print(f"[bold]{section}[/]: {'no difference' if not changes else ''}")
+        for key, (a, b) in changes.items():
+            out.print(f"  {key}: {a} -> {b}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,1 @@
+"""Training, tuning, evaluation, ONNX export and batch scoring of scikit-learn models."""

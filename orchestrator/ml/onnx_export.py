@@ -1,0 +1,213 @@
+"""Export a fitted pipeline to ONNX, prove it predicts what scikit-learn predicts, and write the model folder.
+
+The parity check runs the scikit-learn pipeline and the ONNX graph (onnxruntime) on the whole test partition:
+labels must agree exactly and probabilities within ``spec.parity_tolerance`` (regression: predictions within
+``tolerance * max(1, |prediction|)``). Otherwise export fails with the worst rows and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+
+from orchestrator.artifacts.store import sha256_of_file
+from orchestrator.errors import ParityFailed, StageFailed
+from orchestrator.ml.card import build_card, render_markdown
+from orchestrator.ml.converters import install_converter_fixes
+from orchestrator.ml.features import coerce_features, describe_frame
+from orchestrator.ml.spec import ModelSpec
+
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+WORST_ROWS_SHOWN = 5
+EXAMPLE_ROWS = 2
+
+
+@dataclass
+class ExportResult:
+    """Where the model folder is, the parity result and the card written into it."""
+
+    out_dir: Path
+    parity: dict
+    card: dict
+
+
+def onnx_input_types(spec: ModelSpec) -> list:
+    """One ``[None, 1]`` input per raw column: float for numeric, string for categorical."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    return [(name, FloatTensorType([None, 1])) for name in spec.features.numeric] + [
+        (name, StringTensorType([None, 1])) for name in spec.features.categorical
+    ]
+
+
+def convert_to_onnx(spec: ModelSpec, model) -> onnx.ModelProto:
+    """Convert the fitted pipeline with skl2onnx and check the graph.
+
+    Raises:
+        StageFailed: skl2onnx cannot convert the pipeline or the graph is invalid.
+    """
+    from skl2onnx import convert_sklearn
+
+    install_converter_fixes()
+    options = {id(model.steps[-1][1]): {"zipmap": False}} if spec.task == "classification" else None
+    try:
+        graph = convert_sklearn(model, initial_types=onnx_input_types(spec), options=options,
+                                target_opset=TARGET_OPSET, name=spec.name)
+        onnx.checker.check_model(graph, full_check=True)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError, onnx.checker.ValidationError) as exc:
+        raise StageFailed(f"cannot convert {spec.estimator} to ONNX: {exc}") from exc
+    return graph
+
+
+def onnx_feeds(spec: ModelSpec, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The ONNX inputs for coerced features: ``[n, 1]`` float32 or string arrays, by column name."""
+    feeds = {name: X[name].to_numpy(dtype=np.float32).reshape(-1, 1) for name in spec.features.numeric}
+    feeds.update({name: X[name].to_numpy(dtype=object).reshape(-1, 1) for name in spec.features.categorical})
+    return feeds
+
+
+def _session(model_bytes: bytes) -> ort.InferenceSession:
+    return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+
+
+def check_parity(spec: ModelSpec, model, model_bytes: bytes, X: pd.DataFrame) -> dict:
+    """Compare scikit-learn and onnxruntime predictions on every row of ``X``.
+
+    Returns:
+        The parity record (rows, label mismatches, largest difference, tolerance, passed, worst rows).
+
+    Raises:
+        ParityFailed: a label differs or a difference exceeds the tolerance; the message lists the worst rows.
+    """
+    session = _session(model_bytes)
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, onnx_feeds(spec, X))))
+    tolerance = spec.parity_tolerance
+    if spec.task == "classification":
+        expected_labels = model.predict(X)
+        got_labels = outputs["label"].reshape(-1)
+        expected = model.predict_proba(X)
+        got = outputs["probabilities"]
+        label_mismatch = np.asarray(expected_labels).astype(str) != got_labels.astype(str)
+        diff = np.abs(expected - got).max(axis=1) if len(X) else np.zeros(0)
+        bad = label_mismatch | (diff > tolerance)
+        # Rows with a wrong label first, then the largest probability differences.
+        order = np.lexsort((-diff, ~label_mismatch))
+        shown = [{"row": int(i), "sklearn_label": _plain(expected_labels[i]), "onnx_label": _plain(got_labels[i]),
+                  "sklearn_proba": [round(float(p), 7) for p in expected[i]],
+                  "onnx_proba": [round(float(p), 7) for p in got[i]], "abs_diff": float(diff[i])}
+                 for i in order[:WORST_ROWS_SHOWN] if bad[i]]
+        parity = {"rows": int(len(X)), "label_mismatches": int(label_mismatch.sum()),
+                  "max_abs_proba_diff": float(diff.max()) if len(X) else 0.0}
+        parity["max_abs_diff"] = parity["max_abs_proba_diff"]
+    else:
+        expected = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+        got = outputs["variable"].reshape(-1).astype(np.float64)
+        diff = np.abs(expected - got)
+        bad = diff > tolerance * np.maximum(1.0, np.abs(expected))
+        order = np.argsort(-diff)
+        shown = [{"row": int(i), "sklearn": float(expected[i]), "onnx": float(got[i]), "abs_diff": float(diff[i])}
+                 for i in order[:WORST_ROWS_SHOWN] if bad[i]]
+        parity = {"rows": int(len(X)), "label_mismatches": 0, "max_abs_diff": float(diff.max()) if len(X) else 0.0}
+    parity.update({"tolerance": tolerance, "passed": not bool(bad.any()), "failing_rows": int(bad.sum())})
+    if not parity["passed"]:
+        rows = "\n".join("  " + json.dumps(r) for r in shown)
+        raise ParityFailed(
+            f"ONNX export of {spec.name} ({spec.estimator}) does not match scikit-learn on "
+            f"{parity['failing_rows']} of {parity['rows']} test rows ({parity['label_mismatches']} label mismatches, "
+            f"max |difference| {parity['max_abs_diff']:.3g} > tolerance {tolerance:g}). Worst rows:\n{rows}"
+        )
+    return parity
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _examples(spec: ModelSpec, model_bytes: bytes, X_train: pd.DataFrame) -> dict:
+    """A few training rows with the ONNX outputs: a request a client can copy."""
+    complete = X_train.dropna()
+    rows = (complete if len(complete) else X_train).head(EXAMPLE_ROWS)
+    session = _session(model_bytes)
+    outputs = session.run(None, onnx_feeds(spec, rows))
+    names = [o.name for o in session.get_outputs()]
+    inputs = [{k: (None if isinstance(v, float) and np.isnan(v) else _plain(v)) for k, v in row.items()}
+              for row in rows.astype(object).to_dict(orient="records")]
+    return {"inputs": inputs, "outputs": {name: np.asarray(out).tolist() for name, out in zip(names, outputs)}}
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # mkstemp creates 0600; a model folder is read by other services (the inference server), like any file.
+    os.fchmod(fd, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def export_model(
+    spec: ModelSpec,
+    model,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    out_dir: Path,
+    metrics: dict,
+    lineage: dict,
+    report_html: str | None = None,
+) -> ExportResult:
+    """Convert, check parity on the whole test partition, then write the model folder.
+
+    Writes ``model.onnx``, ``model_card.json``, ``model_card.md``, ``metrics.json`` and, when given,
+    ``report.html`` into ``out_dir`` (each file atomically). Nothing is written if parity fails.
+
+    Args:
+        spec: the model section of the pipeline file.
+        model: the fitted pipeline.
+        train: the train partition: input ranges, categories and reference statistics for the card.
+        test: the test partition: the parity check runs on every row.
+        out_dir: the model folder to write.
+        metrics: evaluation metrics for the card.
+        lineage: run id, pipeline, training data fingerprints...; ``training_data`` defaults to the train
+            partition's rows and fingerprint.
+        report_html: the evaluation report, saved as ``report.html``.
+
+    Raises:
+        StageFailed: conversion failed.
+        ParityFailed: ONNX and scikit-learn predictions differ beyond the tolerance.
+    """
+    X_train = coerce_features(spec, train)
+    X_test = coerce_features(spec, test)
+    graph = convert_to_onnx(spec, model)
+    model_bytes = graph.SerializeToString()
+    parity = check_parity(spec, model, model_bytes, X_test)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    _write_atomically(onnx_path, model_bytes)
+    files = {"model.onnx": {"sha256": sha256_of_file(onnx_path), "size": onnx_path.stat().st_size}}
+    lineage = dict(lineage)
+    lineage.setdefault("training_data", {"train": describe_frame(train)})
+    classes = getattr(model, "classes_", None)
+    card = build_card(spec=spec, model=model, X_train=X_train, classes=classes, files=files, metrics=metrics,
+                      parity=parity, examples=_examples(spec, model_bytes, X_train), lineage=lineage)
+    write_card(out_dir, card)
+    _write_atomically(out_dir / "metrics.json", json.dumps(card["metrics"], indent=1, sort_keys=True).encode())
+    if report_html is not None:
+        _write_atomically(out_dir / "report.html", report_html.encode())
+    return ExportResult(out_dir, parity, card)
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """Write ``model_card.json`` and ``model_card.md`` into ``folder``."""
+    _write_atomically(folder / "model_card.json", json.dumps(card, indent=1, sort_keys=True).encode())
+    _write_atomically(folder / "model_card.md", render_markdown(card).encode())

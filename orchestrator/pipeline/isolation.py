@@ -1,0 +1,102 @@
+"""Train / validation / test / serve isolation, enforced rather than encouraged.
+
+Two guarantees:
+
+* after the split, no entity key and no identical row sits in two partitions (``check_disjoint``);
+* a stage is handed a ``PartitionView`` that yields only the partitions the stage is allowed to read; asking for any
+  other raises, whatever the stage's code does, and every read is recorded with the partition's fingerprint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import IsolationViolation
+from orchestrator.pipeline.spec import PARTITIONS
+
+PARTITION = "_partition"
+
+# What each built-in stage may read. Training never sees test or serve rows; evaluation sees only test rows.
+STAGE_READS: dict[str, tuple[str, ...]] = {
+    "train": ("train", "validation"),
+    "evaluate": ("test",),
+    "export": ("train", "test"),
+    "score": ("serve",),
+}
+
+
+def row_hashes(frame: pd.DataFrame, key_columns: list[str]) -> pd.DataFrame:
+    """Per row: its partition, a hash of its entity key and a hash of all its values."""
+    data = frame.drop(columns=[PARTITION])
+    return pd.DataFrame(
+        {
+            PARTITION: frame[PARTITION].astype("string"),
+            "key_hash": pd.util.hash_pandas_object(data[key_columns], index=False).to_numpy(),
+            "row_hash": pd.util.hash_pandas_object(data, index=False).to_numpy(),
+        },
+        index=frame.index,
+    )
+
+
+def _fingerprint(row_hash: np.ndarray) -> str:
+    # Order-independent: the same rows in any partitioning give the same fingerprint.
+    total = int(row_hash.astype(np.uint64).sum(dtype=np.uint64))
+    return f"{len(row_hash)}-{total:016x}"
+
+
+def check_disjoint(hashes: pd.DataFrame, key_columns: list[str]) -> dict[str, dict]:
+    """Verify that partitions share no key and no row; return rows and fingerprint per partition.
+
+    Raises:
+        IsolationViolation: naming the partitions that overlap and how many keys or rows they share.
+    """
+    summary = {
+        name: {"rows": int((hashes[PARTITION] == name).sum()),
+               "fingerprint": _fingerprint(hashes.loc[hashes[PARTITION] == name, "row_hash"].to_numpy())}
+        for name in PARTITIONS
+    }
+    for column, what in (("key_hash", f"key {key_columns}"), ("row_hash", "identical row")):
+        pairs = hashes[[PARTITION, column]].drop_duplicates()
+        shared = pairs[pairs.duplicated(subset=[column], keep=False)]
+        if len(shared):
+            overlap = sorted(set(shared[PARTITION]))
+            count = shared[column].nunique()
+            raise IsolationViolation(
+                f"split leaks data across partitions: {count} {what} value(s) appear in more than one of "
+                f"{overlap}; each {what} must belong to exactly one partition (split on it, or by hash of it)"
+            )
+    return summary
+
+
+class PartitionView:
+    """The only door from a stage to the split data: it opens on the declared partitions and no other."""
+
+    def __init__(self, stage: str, allowed: tuple[str, ...], split_dir: Path, summary: dict[str, dict]):
+        self.stage = stage
+        self.allowed = allowed
+        self._split_dir = split_dir
+        self._summary = summary
+        self.reads: dict[str, dict] = {}
+
+    def _check(self, name: str) -> None:
+        if name not in self.allowed:
+            raise IsolationViolation(
+                f"stage {self.stage!r} may read only the {', '.join(self.allowed)} partition(s); "
+                f"it asked for {name!r}, which is refused"
+            )
+
+    def frame(self, name: str) -> dd.DataFrame:
+        """The partition as a lazy Dask DataFrame (recorded as read)."""
+        self._check(name)
+        self.reads[name] = dict(self._summary[name])
+        return dd.read_parquet(self._split_dir / name)
+
+    def pandas(self, name: str) -> pd.DataFrame:
+        """The partition collected into one pandas DataFrame (recorded as read)."""
+        return self.frame(name).compute()
+
+    __getitem__ = pandas

@@ -1,0 +1,364 @@
+"""The pipeline file: pydantic models of every section, and the loader that reports mistakes by file, line and field.
+
+A pipeline file declares, in order: ``sources`` (read, validate, clean), ``blend`` (joins onto a base source, plain or
+time-aligned), ``features`` (derived columns), ``split`` (train / validation / test / serve) and ``model``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import SpecError
+from orchestrator.ml.spec import ModelSpec
+
+PARTITIONS = ("train", "validation", "test", "serve")
+_DURATION = re.compile(r"^(\d+)\s*(s|min|h|d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ColumnType = Literal["int", "float", "string", "bool", "datetime"]
+
+
+class ColumnRule(_Strict):
+    """What every value of one column must satisfy; a row that breaks any rule goes to quarantine."""
+
+    type: ColumnType | None = Field(None, description="Type the column's values must parse as.")
+    not_null: bool = Field(False, description="Reject rows where the value is missing.")
+    min: float | None = Field(None, description="Smallest allowed value (numeric columns).")
+    max: float | None = Field(None, description="Largest allowed value (numeric columns).")
+    allowed: list[Any] | None = Field(None, description="The only values allowed.")
+
+
+class Validation(_Strict):
+    """Row-level rules of a source and how many failing rows a run tolerates."""
+
+    columns: dict[str, ColumnRule] = Field(default_factory=dict, description="Rules per column name.")
+    max_bad_fraction: float = Field(
+        0.05, ge=0, le=1, description="Fail the run when more than this fraction of rows breaks a rule."
+    )
+
+
+class Step(_Strict):
+    """One preparation step; exactly one of its fields is set."""
+
+    filter: str | None = Field(None, description="Keep rows where this pandas expression is true.")
+    derive: dict[str, str] | None = Field(None, description="New or replaced columns from pandas expressions.")
+    drop_nulls: list[str] | None = Field(None, description="Drop rows with a missing value in any of these columns.")
+    fill_nulls: dict[str, Any] | None = Field(None, description="Replace missing values per column.")
+    drop: list[str] | None = Field(None, description="Remove these columns.")
+    rename: dict[str, str] | None = Field(None, description="Rename columns, old: new.")
+    keep: list[str] | None = Field(None, description="Keep only these columns.")
+    function: str | None = Field(
+        None, description="A function `module:function` taking and returning a pandas DataFrame, applied per partition."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Step":
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"a step sets exactly one of {', '.join(type(self).model_fields)}; this one sets {chosen or 'none'}"
+            )
+        return self
+
+    @field_validator("function")
+    @classmethod
+    def _function_ref(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w]+", value):
+            raise ValueError(f"expected 'package.module:function', got {value!r}")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+
+class Source(_Strict):
+    """One input: where it lives, how to read it, what its rows must satisfy and how to clean them."""
+
+    location: str = Field(
+        description="Local path (relative to the pipeline file), http(s):// URL, file:// or swift:// artifact URL."
+    )
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        None, description="File format; inferred from the extension when omitted."
+    )
+    columns: list[str] | None = Field(None, description="Read only these columns.")
+    read_options: dict[str, Any] = Field(default_factory=dict, description="Extra options for the reader.")
+    validation: Validation | None = Field(None, description="Row rules; failing rows are quarantined.")
+    steps: list[Step] = Field(default_factory=list, description="Cleaning steps, in order, after validation.")
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        name = self.location.lower().split("?")[0]
+        for suffix, fmt in ((".csv", "csv"), (".csv.zip", "csv"), (".csv.gz", "csv"), (".parquet", "parquet"),
+                            (".jsonl", "jsonl"), (".json", "jsonl"), (".ndjson", "jsonl")):
+            if name.endswith(suffix):
+                return fmt
+        if "." not in Path(name).name:  # a folder of Parquet files
+            return "parquet"
+        raise SpecError(f"cannot infer the format of {self.location!r}: set `format: csv|parquet|jsonl`")
+
+
+class TimeAlignment(_Strict):
+    """Match each left row with the latest right row at or before its time, within a tolerance."""
+
+    left: str = Field(description="Time column of the left (base) side.")
+    right: str = Field(description="Time column of the joined source.")
+    tolerance: str = Field("1h", description="Largest allowed gap, e.g. 30min, 1h, 2d.")
+    direction: Literal["backward", "forward", "nearest"] = Field("backward", description="Which neighbour to take.")
+
+    @field_validator("tolerance")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"expected a duration like 30min, 1h or 2d, got {value!r}")
+        return value
+
+
+class Join(_Strict):
+    """Join another source onto the blended frame."""
+
+    source: str = Field(description="Name of the source to join.")
+    # Not `on`: YAML 1.1 reads a bare `on` key as the boolean true.
+    keys: list[str] = Field(default_factory=list, description="Key columns present on both sides.")
+    left_on: list[str] | None = Field(None, description="Key columns on the left when names differ.")
+    right_on: list[str] | None = Field(None, description="Key columns on the right when names differ.")
+    how: Literal["left", "inner"] = Field("left", description="Join type.")
+    columns: list[str] | None = Field(None, description="Columns to take from the joined source (keys are added).")
+    suffix: str = Field("_right", description="Suffix for clashing column names from the joined source.")
+    time: TimeAlignment | None = Field(None, description="Make this a time-aligned (as-of) join.")
+
+    @model_validator(mode="after")
+    def _keys(self) -> "Join":
+        if not self.keys and not (self.left_on and self.right_on):
+            raise ValueError("a join needs `keys`, or both `left_on` and `right_on`")
+        if (self.left_on is None) != (self.right_on is None) or (
+            self.left_on and len(self.left_on) != len(self.right_on or [])
+        ):
+            raise ValueError("`left_on` and `right_on` must be given together, with as many columns each")
+        return self
+
+
+class Blend(_Strict):
+    """How the sources become one frame: a base source and joins onto it."""
+
+    base: str = Field(description="The source every other one is joined onto.")
+    joins: list[Join] = Field(default_factory=list, description="Joins, applied in order.")
+
+
+class Split(_Strict):
+    """How rows are assigned to the train / validation / test / serve partitions."""
+
+    by: Literal["time", "hash"] = Field(description="Split on a time column, or on a deterministic hash of a key.")
+    column: str = Field(description="The time column (by: time) or the hashed key column (by: hash).")
+    boundaries: dict[Literal["train", "validation", "test"], str] | None = Field(
+        None,
+        description="by: time. Each partition holds rows before its date; serve holds everything after test.",
+    )
+    fractions: dict[Literal["train", "validation", "test", "serve"], float] | None = Field(
+        None, description="by: hash. Share of keys per partition; the shares sum to 1."
+    )
+    key: list[str] = Field(
+        default_factory=list,
+        description="Columns identifying an entity that must never appear in two partitions (defaults to `column`).",
+    )
+
+    @model_validator(mode="after")
+    def _mode(self) -> "Split":
+        if self.by == "time":
+            if not self.boundaries or set(self.boundaries) != {"train", "validation", "test"}:
+                raise ValueError("by: time needs `boundaries` with train, validation and test dates")
+            dates = [self.boundaries[p] for p in ("train", "validation", "test")]
+            if dates != sorted(dates):
+                raise ValueError(f"boundaries must increase: train < validation < test, got {dates}")
+        else:
+            if not self.fractions:
+                raise ValueError("by: hash needs `fractions`, e.g. {train: 0.7, validation: 0.1, test: 0.1, serve: 0.1}")
+            if abs(sum(self.fractions.values()) - 1) > 1e-9:
+                raise ValueError(f"fractions must sum to 1, got {sum(self.fractions.values())}")
+        return self
+
+    @property
+    def key_columns(self) -> list[str]:
+        return self.key or [self.column]
+
+
+class PipelineSpec(_Strict):
+    """A whole pipeline file."""
+
+    name: str = Field(description="Pipeline name, used in run records.")
+    sources: dict[str, Source] = Field(description="Inputs by name.")
+    blend: Blend | None = Field(None, description="Joins of the sources; without it the only source is used.")
+    features: list[Step] = Field(default_factory=list, description="Feature engineering steps on the blended frame.")
+    split: Split = Field(description="The train / validation / test / serve split.")
+    model: ModelSpec | None = Field(None, description="What to train on the train partition.")
+    score_serve: bool = Field(True, description="Score the serve partition with the exported model.")
+
+    @field_validator("sources")
+    @classmethod
+    def _some_source(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("declare at least one source")
+        return value
+
+
+class LoadedPipeline:
+    """A validated pipeline with where it came from."""
+
+    def __init__(self, spec: PipelineSpec, path: Path, text: str):
+        self.spec = spec
+        self.path = path
+        self.base_dir = path.parent
+        self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading, with file:line and "did you mean"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """Follow a pydantic location through the YAML node tree to the line it points at (1-based)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``loc`` (for suggesting field names)."""
+    annotation: Any = PipelineSpec
+    for part in loc:
+        annotation = _container_or_model(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif getattr(annotation, "__origin__", None) in (list, dict):
+            annotation = annotation.__args__[-1]  # the part is a list index or a dict key
+        else:
+            return None
+    annotation = _container_or_model(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _container_or_model(annotation: Any) -> Any:
+    """Strip ``X | None`` down to the model or container inside it."""
+    if getattr(annotation, "__origin__", None) in (list, dict):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if getattr(arg, "__origin__", None) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel)):
+            return arg
+    return annotation
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe(error: dict) -> str:
+    loc = error["loc"]
+    field = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        known = list(owner.model_fields) if owner else []
+        return f"unknown field {field!r}{_suggest(loc[-1], known)}; expected one of: {', '.join(known)}"
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        options = re.findall(r"'([^']*)'", expected)
+        return f"field {field!r}: got {error['input']!r}, expected {expected}{_suggest(error['input'], options)}"
+    if error["type"] == "missing":
+        return f"field {field!r} is required"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"field {field!r}: {message}" if field else message
+
+
+def _error_location(loc: tuple) -> tuple:
+    # pydantic puts a model-level validator's error on the model itself; union branches add type names.
+    return tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() or p in ("str", "int", "float")))
+
+
+def load_pipeline(path: Path | str) -> LoadedPipeline:
+    """Read, parse and validate a pipeline file.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or breaks the schema; the message names file:line, the field,
+            what was expected and, for misspelt names, the closest valid one.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the pipeline file ({exc.strerror})") from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SpecError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}:1: expected a mapping with sources, split, model...; got {type(data).__name__}")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = _error_location(error["loc"])
+            error = {**error, "loc": loc}
+            lines.append(f"{path}:{_line_of(node, loc) or 1}: {_describe(error)}")
+        raise SpecError("\n".join(lines)) from None
+    _check_references(spec, path, node)
+    return LoadedPipeline(spec, path, text)
+
+
+def _check_references(spec: PipelineSpec, path: Path, node: yaml.Node) -> None:
+    """Names that point at other parts of the file must exist."""
+    problems = []
+
+    def unknown_source(name: str, loc: tuple) -> None:
+        if name not in spec.sources:
+            problems.append(
+                f"{path}:{_line_of(node, loc)}: field {'.'.join(map(str, loc))!r}: unknown source {name!r}"
+                f"{_suggest(name, spec.sources)}; declared sources: {', '.join(spec.sources)}"
+            )
+
+    if spec.blend:
+        unknown_source(spec.blend.base, ("blend", "base"))
+        for index, join in enumerate(spec.blend.joins):
+            unknown_source(join.source, ("blend", "joins", index, "source"))
+    elif len(spec.sources) > 1:
+        problems.append(f"{path}:1: several sources but no `blend` section saying how to join them")
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def duration_seconds(text: str) -> int:
+    """Turn ``30min``, ``1h``, ``2d`` into seconds."""
+    number, unit = _DURATION.match(text).groups()
+    return int(number) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[unit]

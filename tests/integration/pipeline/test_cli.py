@@ -1,0 +1,52 @@
+"""`dataops run` and `dataops runs ...` as a user types them."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_then_show_and_compare_runs(shop, tmp_path):
+    runner = CliRunner()
+    path = shop()
+    store = str(tmp_path / "cli-store")
+    first = runner.invoke(app, ["run", str(path), "--store", store])
+    assert first.exit_code == 0, first.output
+    assert "dask dashboard: http://127.0.0.1:" in first.stderr
+    assert "done   ingest.events" in first.stderr and "2,000 -> 1,997 rows, 3 quarantined" in first.stderr
+    first_id = first.stdout.strip()
+
+    path.write_text(path.read_text().replace('"amount > 100"', '"amount > 150"'))
+    second = runner.invoke(app, ["run", str(path), "--store", store])
+    assert second.exit_code == 0, second.output
+    assert "cached ingest.events" in second.stderr
+    second_id = second.stdout.strip()
+
+    shown = runner.invoke(app, ["runs", "show", first_id, "--store", store, "--json"])
+    record = json.loads(shown.stdout)
+    assert record["status"] == "succeeded" and list(record["stages"])[0] == "ingest.events"
+    assert all(len(a["sha256"]) == 64 for a in record["artifacts"])
+
+    compared = runner.invoke(app, ["runs", "compare", first_id, second_id, "--store", store, "--json"])
+    diff = json.loads(compared.stdout)
+    assert set(diff["stages"]) == {"features", "split"}
+    assert any("amount > 150" in str(new) for _, new in diff["parameters"].values())
+
+
+def test_a_pipeline_file_with_a_typo_exits_2_with_file_line_and_suggestion(shop, tmp_path):
+    path = shop()
+    path.write_text(path.read_text().replace("boundaries:", "boundaires:"))
+    result = CliRunner().invoke(app, ["run", str(path), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert f"Error: {path}:" in result.stderr
+    assert "unknown field 'split.boundaires' (did you mean 'boundaries'?)" in result.stderr
+
+
+def test_showing_an_unknown_run_says_which_runs_exist(tmp_path):
+    result = CliRunner().invoke(app, ["runs", "show", "nope", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 8
+    assert "no run 'nope'" in result.stderr

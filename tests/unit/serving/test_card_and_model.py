@@ -93,3 +93,8 @@ def test_a_model_that_does_not_reproduce_its_card_is_not_served(model_folder, tm
         repository.load("flights-delay")
     assert message in str(caught.value)
     assert not repository.is_ready("flights-delay")
+
+
+def test_an_exported_folder_not_yet_registered_is_served_as_version_1():
+    card = parse_card({"name": "m", "version": None, "inputs": [{"name": "a", "datatype": "FP32"}]})
+    assert card.version == 1

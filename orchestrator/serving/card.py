@@ -114,6 +114,8 @@ def parse_card(data: dict, source: str = CARD_FILE) -> ModelCard:
         raise ModelLoadError(f"{source}: expected a JSON object, got {type(data).__name__}")
     name = _require(data, "name", source)
     version = _require(data, "version", source)
+    if version is None:
+        version = 1  # an exported folder not yet published by the registry: served as version 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ModelLoadError(f"{source}: 'version' must be an integer >= 1, got {version!r}")
     inputs = _require(data, "inputs", source)

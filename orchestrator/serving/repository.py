@@ -14,6 +14,7 @@ from pathlib import Path
 from orchestrator.serving.card import CARD_FILE, read_card
 from orchestrator.serving.errors import ModelLoadError, ModelNotFound
 from orchestrator.serving.model import LoadedModel, load_model_folder
+from orchestrator.serving.selfcheck import verify_card_examples
 
 log = logging.getLogger("dataops.serving.repository")
 
@@ -77,6 +78,8 @@ class ModelRepository:
         try:
             loaded = {version: load_model_folder(folder, self.device, self.intra_op_threads)
                       for version, folder in folders.items()}
+            for model in loaded.values():
+                verify_card_examples(model)
         except ModelLoadError as exc:
             with self._lock:
                 previous = self._loaded.get(name)

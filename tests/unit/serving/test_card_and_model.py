@@ -68,3 +68,33 @@ def test_cpu_provider_is_explicit_and_cuda_is_refused_when_absent():
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(ModelLoadError, match="device 'cuda' asked for"):
             choose_providers("cuda")
+
+
+def test_a_model_reproducing_its_card_examples_passes_the_self_check(model):
+    from orchestrator.serving.selfcheck import verify_card_examples
+
+    assert verify_card_examples(model) == 1
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda ex: ex["outputs"].update(probabilities=[[0.5, 0.5]]), "example output 'probabilities' differs from the model card"),
+    (lambda ex: ex["outputs"].update(label=[7]), "example output 'label' is"),
+    (lambda ex: ex["inputs"][0].pop("carrier"), "examples cannot be scored: record 0: missing field 'carrier'"),
+])
+def test_a_model_that_does_not_reproduce_its_card_is_not_served(model_folder, tmp_path, tamper, message):
+    from orchestrator.serving.repository import ModelRepository
+
+    copy = shutil.copytree(model_folder, tmp_path / "copy")
+    card = json.loads((copy / "model_card.json").read_text())
+    tamper(card["examples"])
+    (copy / "model_card.json").write_text(json.dumps(card))
+    repository = ModelRepository([copy])
+    with pytest.raises(ModelLoadError) as caught:
+        repository.load("flights-delay")
+    assert message in str(caught.value)
+    assert not repository.is_ready("flights-delay")
+
+
+def test_an_exported_folder_not_yet_registered_is_served_as_version_1():
+    card = parse_card({"name": "m", "version": None, "inputs": [{"name": "a", "datatype": "FP32"}]})
+    assert card.version == 1

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import sklearn
 import pandas as pd
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
@@ -80,6 +81,11 @@ def build_model_folder(folder: Path, name: str = "flights-delay", version: int =
                                     "outputs": {"label": pipeline.predict(frame.iloc[:1]).tolist(),
                                                 "probabilities": proba.tolist()}},
         "an_unknown_key": {"readers": "must tolerate it"},
+        # What the project's exporter also writes (the registry renders model_card.md from them).
+        "target": "delayed", "created_at": "2026-11-23T21:00:00Z",
+        "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
+        "library_versions": {"scikit-learn": sklearn.__version__},
+        "lineage": {"training_data": {"train": {"rows": rows, "fingerprint": f"synthetic-{seed}-{rows}"}}},
     }
     (folder / "model_card.json").write_text(json.dumps(card, indent=2))
     (folder / "model_card.md").write_text(f"# {name} v{version}\n")

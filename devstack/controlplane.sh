@@ -355,22 +355,25 @@ cmd_up() {
     mkdir -p "$STATE"/{run,logs,data/locks,data/nova/instances,data/neutron,data/keystone,data/glance}
     ensure_secrets
     export DATAOPS_CP_IP=$IP DATAOPS_CP_STATE=$STATE
+    # Each set-up phase leaves a stamp, so an interrupted or failed up resumes where it stopped.
     local fresh=
     [[ -f $STATE/.bootstrapped ]] || fresh=1
     render_configs
     start_mariadb
     start_rabbitmq
-    if [[ -n $fresh ]]; then
+    if [[ ! -f $STATE/.migrated ]]; then
         log "migrating the databases"
         migrate_all
+        touch "$STATE/.migrated"
     fi
     start_keystone
     wait_port rabbitmq 5672 120
     local all_apis=("${APIS[@]}")
     APIS=("${APIS[0]}"); wait_apis 120; APIS=("${all_apis[@]}")
-    if [[ -n $fresh ]]; then
+    if [[ ! -f $STATE/.catalog ]]; then
         log "registering the catalog"
         run_logged bootstrap-catalog bootstrap_py catalog || die "catalog registration failed"
+        touch "$STATE/.catalog"
     fi
     start_services
     log "waiting for every API"

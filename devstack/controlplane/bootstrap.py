@@ -121,6 +121,12 @@ def wait_for(what: str, check, timeout: float = 300.0, interval: float = 2.0):
         time.sleep(interval)
 
 
+def heat_engine_up(conn) -> bool:
+    # The SDK has no proxy call for Heat's service list: ask the API directly.
+    response = conn.orchestration.get("/services")
+    return response.ok and any(s["status"] == "up" for s in response.json()["services"])
+
+
 def free_external_cidr() -> str:
     """The first candidate range that overlaps no route of this machine (the default route aside)."""
     routes = json.loads(subprocess.run(["ip", "-j", "route"], capture_output=True, check=True, text=True).stdout)
@@ -192,7 +198,7 @@ def setup_cloud(conn) -> None:
         >= {"nova-conductor", "nova-scheduler", "nova-compute"},
     )
     wait_for("the compute node to appear as a hypervisor", lambda: list(conn.compute.hypervisors()))
-    wait_for("heat-engine to report up", lambda: any(s.status == "up" for s in conn.orchestration.services()))
+    wait_for("heat-engine to report up", lambda: heat_engine_up(conn))
     ensure_flavors(conn)
     ensure_image(conn)
     cidr = ensure_external_network(conn)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import openstack.exceptions
 import pytest
 import requests
 
@@ -30,8 +31,11 @@ def store(cloud, unique_name, tmp_path):
                        segment_size=1 * MIB, segment_threshold=2 * MIB, workers=3)
     yield store
     for container in (unique_name, unique_name + SEGMENT_SUFFIX):
-        for obj in cloud.object_store.objects(container):
-            cloud.object_store.delete_object(obj, container=container, ignore_missing=True)
+        try:
+            for obj in list(cloud.object_store.objects(container)):
+                cloud.object_store.delete_object(obj, container=container, ignore_missing=True)
+        except openstack.exceptions.NotFoundException:
+            continue
         cloud.object_store.delete_container(container, ignore_missing=True)
 
 

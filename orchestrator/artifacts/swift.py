@@ -14,6 +14,8 @@ import hmac
 import io
 import json
 import os
+import queue
+import re
 import secrets
 import shutil
 import tempfile
@@ -249,7 +251,16 @@ class SwiftStore:
         except BaseException:
             self._delete_segments(segments_container, f"{name}/{upload_id}/")
             raise
+        self._drop_stale_segments(segments_container, name, keep=upload_id)
         return ArtifactInfo(key, digest, size)
+
+    def _drop_stale_segments(self, container: str, name: str, keep: str) -> None:
+        """Delete the segments of earlier uploads of ``name``, now that its manifest names only ``keep``'s."""
+        pattern = re.compile(re.escape(name) + r"/([0-9a-f]{32})/\d{8}")
+        for segment in list(self._object_names(container, f"{name}/")):
+            match = pattern.fullmatch(segment)
+            if match and match.group(1) != keep:
+                self._request("DELETE", self._url(container, segment), ok=(204, 404))
 
     def _put_segment(self, container: str, name: str, chunk: bytes) -> str:
         md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
@@ -294,10 +305,7 @@ class SwiftStore:
             start = out.tell() if out.seekable() else None
             sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
             try:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                    sha256.update(chunk)
-                    md5.update(chunk)
-                    out.write(chunk)
+                _receive(response.iter_content(DOWNLOAD_CHUNK), out, (sha256, md5))
                 break
             except Exception as exc:  # a connection dropped mid-body: start again from the beginning
                 if attempt == RETRIES or start is None:
@@ -453,6 +461,40 @@ class _SizedReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         return self._source.read() if size is None or size < 0 else self._source.read(size)
+
+
+def _receive(chunks: Iterator[bytes], out: BinaryIO, digests: tuple) -> None:
+    """Write ``chunks`` to ``out`` and feed them to ``digests``, hashing in a second thread.
+
+    Socket reads, hashing and file writes all release the GIL: receiving the next chunk while the previous
+    one is hashed and written keeps a download as fast as one that does not check anything.
+    """
+    pending: queue.Queue = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            while (chunk := pending.get()) is not None:
+                for digest in digests:
+                    digest.update(chunk)
+                out.write(chunk)
+        except BaseException as exc:  # handed to the receiving thread, which re-raises it
+            failure.append(exc)
+            while pending.get() is not None:  # drain so the producer never blocks
+                pass
+
+    worker = threading.Thread(target=consume, name="swift-download-hash", daemon=True)
+    worker.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _hash_stream(source: BinaryIO) -> tuple[str, str]:

@@ -87,6 +87,11 @@ def test_multi_segment_file_round_trips_as_a_static_large_object(store, cloud, t
     assert len(segments) == 6
     out = store.get_file("data/big.bin", tmp_path / "big.out")
     assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+    # Overwriting replaces the segments instead of leaking the old ones.
+    digest = _random_file(src, 3 * MIB)
+    assert store.put_file("data/big.bin", src).sha256 == digest
+    assert len(list(cloud.object_store.objects(store.container + SEGMENT_SUFFIX))) == 3
+    assert store.get_bytes("data/big.bin", sha256=digest) == src.read_bytes()
     store.delete("data/big.bin")
     assert not store.exists("data/big.bin")
     assert list(cloud.object_store.objects(store.container + SEGMENT_SUFFIX)) == []

@@ -60,6 +60,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from orchestrator.artifacts.swift import SEGMENT_SUFFIX, SwiftStore
     from orchestrator.openstack import connect
+    import openstack.exceptions
 
     conn = connect(args.cloud)
     container = f"dataops-bench-{uuid.uuid4().hex[:8]}"
@@ -99,9 +100,12 @@ def main() -> None:
             print(f"round {round_no}: " + "  ".join(
                 f"{name} {args.size_mib / results[name][-1]:.0f} MiB/s" for name in results))
     finally:
-        for name in ("bench/artifact.bin", "cli/artifact.bin"):
-            store.delete(name)
         for c in (container, container + SEGMENT_SUFFIX):
+            try:
+                for obj in list(conn.object_store.objects(c)):
+                    conn.object_store.delete_object(obj, container=c, ignore_missing=True)
+            except openstack.exceptions.NotFoundException:
+                continue
             conn.object_store.delete_container(c, ignore_missing=True)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -404,10 +404,15 @@ stop_one() { # NAME: SIGTERM to its process group, SIGKILL after 30 s
 cmd_down() {
     local name pids=()
     # Stop in parallel (nova-compute alone takes over 20 s on SIGTERM), dependents first.
-    for name in "${ALL_SERVICES[@]:0:14}"; do stop_one "$name" & pids+=($!); done
+    for name in "${ALL_SERVICES[@]}"; do
+        case $name in rabbitmq | epmd | mariadb) ;; *) stop_one "$name" & pids+=($!) ;; esac
+    done
     wait "${pids[@]}" 2>/dev/null || true
     if alive rabbitmq; then $(rabbit_env) /usr/lib/rabbitmq/bin/rabbitmqctl stop >/dev/null 2>&1 || true; fi
     for name in rabbitmq epmd mariadb; do stop_one "$name"; done
+    local left
+    left=$(ss -Hltn "src $IP" 2>/dev/null | wc -l)
+    ((left == 0)) || die "$left sockets still listen on $IP after down: $(ss -Hltnp "src $IP")"
     log "stopped"
 }
 

@@ -1,0 +1,58 @@
+"""Fixtures connecting to a real OpenStack cloud.
+
+The cloud comes from ``OS_CLOUD`` (default ``dataops-ci``, the control plane of ``devstack/controlplane.sh``)
+and clouds.yaml (``OS_CLIENT_CONFIG_FILE``, default the control plane's ``devstack/.state/clouds.yaml`` when it
+exists). The second project, for isolation tests, is ``OS_CLOUD_OTHER`` (default ``dataops-ci-other``).
+Outside CI an unreachable cloud skips these tests with the reason; in CI (``CI`` set) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import CloudError
+from orchestrator.openstack import connect
+
+CONTROL_PLANE_CLOUDS = Path(__file__).resolve().parents[3] / "devstack" / ".state" / "clouds.yaml"
+
+if "OS_CLIENT_CONFIG_FILE" not in os.environ and CONTROL_PLANE_CLOUDS.is_file():
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(CONTROL_PLANE_CLOUDS)
+
+
+def _connect_or_skip(name: str):
+    try:
+        return connect(name)
+    except CloudError as exc:
+        reason = (
+            f"OpenStack cloud {name!r} is not reachable ({exc}); "
+            "bring one up with `devstack/controlplane.sh up` or set OS_CLOUD"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cloud():
+    """A connection to the test project's cloud (``OS_CLOUD``, default ``dataops-ci``)."""
+    conn = _connect_or_skip(os.environ.get("OS_CLOUD", "dataops-ci"))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def other_cloud():
+    """A connection to a second project of the same cloud (``OS_CLOUD_OTHER``, default ``dataops-ci-other``)."""
+    conn = _connect_or_skip(os.environ.get("OS_CLOUD_OTHER", "dataops-ci-other"))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture()
+def unique_name():
+    """A name no other test run uses, so runs against a shared cloud never collide."""
+    return f"dataops-test-{uuid.uuid4().hex[:10]}"

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean controlplane-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ demo: $(STAMP)
 	$(BIN)/python examples/flights/get_data.py
 	$(BIN)/dataops run examples/flights/pipeline.yaml
 
+# As root, the test target brings up the OpenStack control plane on 127.0.0.42 first (idempotent; see
+# devstack/README.md); without root the OpenStack tests skip with the reason.
 test: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then devstack/controlplane.sh up; \
+	else echo "not root: OpenStack tests will skip (run: sudo devstack/controlplane.sh up)"; fi
 	$(BIN)/python -m pytest
+
+controlplane-down:
+	devstack/controlplane.sh down
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

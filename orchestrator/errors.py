@@ -56,3 +56,15 @@ class CloudError(DataopsError):
     """An OpenStack call failed; the message names the resource and the cloud's reason."""
 
     exit_code = 10
+
+
+class ConfigurationFailed(DataopsError):
+    """An Ansible play failed on a cluster node; the message names the host, the task and the reason."""
+
+    exit_code = 11
+
+
+class ClusterNotFound(DataopsError):
+    """No cluster under the given name."""
+
+    exit_code = 12

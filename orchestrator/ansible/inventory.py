@@ -28,12 +28,15 @@ class SshAccess:
         jump_host: ``user@address`` of a host every connection goes through (the scheduler's floating IP
             in jump mode), or None to connect directly.
         port: SSH port of the nodes.
+        python_interpreter: Python that runs Ansible's modules on the nodes (the image's system Python,
+            never a discovered one that may be a shim).
     """
 
     private_key: Path
     user: str = "root"
     jump_host: str | None = None
     port: int = 22
+    python_interpreter: str = "/usr/bin/python3"
 
 
 def nodes_from_output(raw: Iterable[Mapping]) -> list[Node]:
@@ -82,6 +85,7 @@ def build_inventory(nodes: Iterable[Node], access: SshAccess) -> dict:
                 "ansible_port": access.port,
                 "ansible_ssh_private_key_file": str(access.private_key),
                 "ansible_ssh_common_args": common_args,
+                "ansible_python_interpreter": access.python_interpreter,
             },
             "children": groups,
         }

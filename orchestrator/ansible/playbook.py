@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import time
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,8 +56,16 @@ def _task_event(event: dict) -> TaskEvent | None:
         status = kind.removeprefix("runner_on_")
     message = ""
     if kind in _FAILURE_EVENTS:
-        message = str(result.get("msg") or result.get("stderr") or result.get("reason") or "").strip()
+        message = _reason(result)
     return TaskEvent(host=data.get("host", "?"), task=data.get("task", "?"), status=status, message=message)
+
+
+def _reason(result: dict) -> str:
+    parts = [str(result.get(key) or "").strip() for key in ("msg", "reason", "stderr", "module_stderr")]
+    # Fact gathering reports each failing module separately, with the real reason inside.
+    for module, detail in (result.get("failed_modules") or {}).items():
+        parts.append(f"{module}: {_reason(detail)}")
+    return " | ".join(dict.fromkeys(p for p in parts if p))[:2000]
 
 
 def run_playbook(
@@ -97,6 +108,7 @@ def run_playbook(
 
     try:
         (private_dir / "env").mkdir()
+        started = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
             project_dir=str(PLAYBOOKS_DIR),
@@ -108,24 +120,32 @@ def run_playbook(
             timeout=timeout_seconds,
             quiet=True,
             event_handler=handle,
-            envvars={"ANSIBLE_CONFIG": str(PLAYBOOKS_DIR / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(PLAYBOOKS_DIR / "roles")},
+            envvars={
+                "ANSIBLE_CONFIG": str(PLAYBOOKS_DIR / "ansible.cfg"),
+                "ANSIBLE_ROLES_PATH": str(PLAYBOOKS_DIR / "roles"),
+                "ANSIBLE_NOCOLOR": "1",
+                # ansible-playbook lives next to this interpreter, which may not be on PATH (an unactivated venv).
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            },
             settings={"suppress_ansible_output": True},
         )
         stats = runner.stats or {}
         if runner.status != "successful" or failures:
-            raise ConfigurationFailed(_failure_message(runner.status, runner.rc, failures))
+            output_tail = "\n".join(runner.stdout.read().strip().splitlines()[-5:]) if not failures else ""
+            raise ConfigurationFailed(_failure_message(runner.status, runner.rc, failures, output_tail))
         return PlaybookResult(
             changed=dict(stats.get("changed", {})),
             ok=dict(stats.get("ok", {})),
+            seconds=time.monotonic() - started,
         )
     finally:
         # The private directory holds the rendered inventory and extra variables: remove it.
         shutil.rmtree(private_dir, ignore_errors=True)
 
 
-def _failure_message(status: str, rc: int, failures: list[TaskEvent]) -> str:
+def _failure_message(status: str, rc: int, failures: list[TaskEvent], output_tail: str = "") -> str:
     if not failures:
-        return f"configuration did not complete (ansible-runner status {status}, exit code {rc})"
+        return f"configuration did not complete (ansible-runner status {status}, exit code {rc}):\n{output_tail}"
     lines = [f"configuration failed on {len(failures)} task(s):"]
     lines += [f"  {f.host}: task '{f.task}' {f.status}: {f.message or 'no message'}" for f in failures]
     return "\n".join(lines)

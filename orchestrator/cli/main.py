@@ -44,5 +44,14 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _register_groups() -> None:
+    from orchestrator.cli import cluster
+
+    cluster.register(app)
+
+
+_register_groups()
+
+
 def main() -> None:
     app()

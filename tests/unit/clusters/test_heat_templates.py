@@ -24,7 +24,7 @@ def test_the_cluster_and_node_templates_exist():
 @pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.name)
 def test_every_template_is_hot_2021_04_16_with_a_description(path):
     template = _load(path)
-    assert template["heat_template_version"] == "2021-04-16", f"{path.name}: expected HOT 2021-04-16"
+    assert str(template["heat_template_version"]) == "2021-04-16", f"{path.name}: expected HOT 2021-04-16"
     assert template.get("description", "").strip(), f"{path.name}: template has no description"
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "devstack" / "netns_driver"))
+sys.path.insert(0, str(ROOT / "devstack"))
 
-from netns_host import Bridge, NetnsHost, assert_routed_through_bridge, free_subnet  # noqa: E402
+from netns_driver.netns_host import Bridge, NetnsHost, assert_routed_through_bridge, free_subnet  # noqa: E402
 
 
 def _missing_prerequisite() -> str | None:

@@ -94,3 +94,15 @@ def test_environment_files_map_only_existing_resources_of_the_cluster_template(p
 def test_there_is_an_environment_switching_the_floating_ip_off():
     names = {p.name for p in ENVIRONMENT_FILES}
     assert "no_floating_ip.yaml" in names
+
+
+def test_templates_and_playbooks_pass_yamllint():
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    root = TEMPLATES.parent
+    config = YamlLintConfig(file=str(root / ".yamllint.yaml"))
+    problems = []
+    for path in sorted([*TEMPLATES.rglob("*.yaml"), *(root / "playbooks").rglob("*.yml")]):
+        problems += [f"{path.relative_to(root)}:{p.line}: {p.message}" for p in linter.run(path.read_text(), config)]
+    assert problems == [], "\n".join(problems)

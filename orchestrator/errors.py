@@ -68,3 +68,15 @@ class SchemaMismatch(DataopsError):
     """Input data does not match a model's input schema: a column is missing or has the wrong type."""
 
     exit_code = 12
+
+
+class ConfigurationFailed(DataopsError):
+    """An Ansible play failed on a cluster node; the message names the host, the task and the reason."""
+
+    exit_code = 13
+
+
+class ClusterNotFound(DataopsError):
+    """No cluster under the given name."""
+
+    exit_code = 14

@@ -45,13 +45,14 @@ def version() -> None:
 
 
 def _register_groups() -> None:
-    from orchestrator.cli import artifacts, model, predict, run, serve
+    from orchestrator.cli import artifacts, cluster, model, predict, run, serve
 
     run.register(app)
     model.register(app)
     predict.register(app)
     serve.register(app)
     artifacts.register(app)
+    cluster.register(app)
 
 
 _register_groups()

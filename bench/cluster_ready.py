@@ -1,0 +1,110 @@
+"""Time to a ready cluster, split into Heat, configuration and our own overhead, against a baseline of the same
+stack through ``openstack stack create --wait`` measured in the same run.
+
+    OS_CLOUD=dataops-ci python -m bench.cluster_ready [--workers 2,8,32] [--rounds 1] [--heat-only]
+
+Without --heat-only the cloud's servers must be real hosts (Nova's compute driver netns_driver.driver.NetnsDriver)
+and the configuration runs the site playbook on them. Goal: our overhead <= 10 % of Heat's time; configuration
+time growing far slower than the number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+
+from orchestrator.clusters import provision
+from orchestrator.clusters.cloud import cluster_tag
+from orchestrator.clusters.spec import ClusterSpec, heat_parameters
+
+FLAVOR = os.environ.get("DATAOPS_TEST_FLAVOR", "dataops.cpu.small")
+IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
+OPENSTACK_CLI = os.environ.get("DATAOPS_OPENSTACK_CLI", "openstack")
+TIMEOUT = 3600
+
+
+def _spec(name: str, workers: int) -> ClusterSpec:
+    return ClusterSpec.model_validate({
+        "name": name, "image": IMAGE, "scheduler": {"flavor": FLAVOR},
+        "workers": {"flavor": FLAVOR, "count": workers}, "access": "direct",
+        "network": {"cidr": "10.214.100.0/24"}, "operator_cidr": "127.0.0.1/32",
+    })
+
+
+def baseline_seconds(cloud, workers: int) -> float:
+    """Seconds for ``openstack stack create --wait`` of the same template and parameters, then delete it."""
+    name = f"b{uuid.uuid4().hex[:8]}"
+    spec = _spec(name, workers)
+    cloud.create_keypair(provision.keypair_name(name), _throwaway_public_key(), name)
+    params = heat_parameters(spec, provision.keypair_name(name))
+    argv = [OPENSTACK_CLI, "stack", "create", "--wait", "-t", str(provision.CLUSTER_TEMPLATE),
+            "-e", str(provision.TEMPLATES / "environments/no_floating_ip.yaml")]
+    for key, value in params.items():
+        argv += ["--parameter", f"{key}={value}"]
+    argv.append(name)
+    started = time.monotonic()
+    try:
+        subprocess.run(argv, check=True, capture_output=True, timeout=TIMEOUT)
+        return time.monotonic() - started
+    finally:
+        provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT)
+
+
+def ours(cloud, workers: int, heat_only: bool) -> dict:
+    """Timings of our create (Heat, configuration, total), then delete the cluster."""
+    name = f"o{uuid.uuid4().hex[:8]}"
+    spec = _spec(name, workers)
+    try:
+        if heat_only:
+            cloud.create_keypair(provision.keypair_name(name), _throwaway_public_key(), name)
+            started = time.monotonic()
+            cloud.create_stack(name, provision.CLUSTER_TEMPLATE,
+                               [provision.TEMPLATES / "environments/no_floating_ip.yaml"],
+                               heat_parameters(spec, provision.keypair_name(name)), tags=["dataops", cluster_tag(name)])
+            cloud.wait_stack(name, "CREATE", lambda e: None, TIMEOUT)
+            cloud.stack_outputs(name)
+            total = time.monotonic() - started
+            return {"heat": total, "configure": 0.0, "total": total}
+        return provision.create_cluster(spec, cloud, stack_timeout_s=TIMEOUT).timings
+    finally:
+        provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT)
+
+
+def _throwaway_public_key() -> str:
+    directory = tempfile.mkdtemp()
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{directory}/k"], check=True)
+        return open(f"{directory}/k.pub").read().strip()
+    finally:
+        shutil.rmtree(directory)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="2,8,32")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--heat-only", action="store_true")
+    args = parser.parse_args()
+    from orchestrator.openstack import connect
+    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
+
+    cloud = OpenStackClusterCloud(connect())
+    print(f"{'workers':>7} {'baseline s':>10} {'ours heat s':>11} {'config s':>8} {'total s':>8} {'ours/baseline':>13}")
+    for workers in (int(w) for w in args.workers.split(",")):
+        base = [baseline_seconds(cloud, workers) for _ in range(args.rounds)]
+        runs = [ours(cloud, workers, args.heat_only) for _ in range(args.rounds)]
+        b = statistics.median(base)
+        heat = statistics.median(r["heat"] for r in runs)
+        conf = statistics.median(r["configure"] for r in runs)
+        total = statistics.median(r["total"] for r in runs)
+        print(f"{workers:>7} {b:>10.1f} {heat:>11.1f} {conf:>8.1f} {total:>8.1f} {heat / b:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dask clusters on OpenStack: the cluster file, TLS material, provisioning, scaling, teardown and sweeping."""

@@ -1,0 +1,271 @@
+"""Cluster use cases: create (stack -> inventory -> playbook -> ready), scale, delete, sweep, expire."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from orchestrator.ansible.inventory import Node, SshAccess, build_inventory, nodes_from_output
+from orchestrator.ansible.playbook import PlaybookResult, TaskEvent, run_playbook
+from orchestrator.clusters import tls
+from orchestrator.clusters.cloud import ClusterCloud, Leftover, StackEvent, cluster_tag
+from orchestrator.clusters.spec import AccessMode, ClusterSpec, environment_files, heat_parameters, parse_duration
+from orchestrator.clusters.state import ClusterState, cluster_state, known_clusters
+from orchestrator.clusters.wheelhouse import pinned_requirements
+from orchestrator.errors import CloudError, DataopsError
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
+CLUSTER_TEMPLATE = TEMPLATES / "cluster.yaml"
+SCHEDULER_PORT = 8786
+
+Configure = Callable[..., PlaybookResult]
+
+
+@dataclass
+class Progress:
+    """Callbacks a caller (the CLI) gives to see what happens; all optional."""
+
+    on_stack_event: Callable[[StackEvent], None] = lambda event: None
+    on_task: Callable[[TaskEvent], None] = lambda event: None
+    on_step: Callable[[str], None] = lambda message: None
+
+
+@dataclass
+class ClusterReady:
+    """A configured cluster and how long each phase took."""
+
+    name: str
+    scheduler_url: str
+    dashboard_url: str
+    nodes: list[Node]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def keypair_name(cluster: str) -> str:
+    """Name of the Nova key pair created for ``cluster``."""
+    return f"dataops-{cluster}"
+
+
+def _extravars(state: ClusterState, spec: ClusterSpec, scheduler: Node, wheelhouse: Path | None) -> dict:
+    return {
+        "common_python_packages": pinned_requirements(),
+        "common_wheelhouse": str(wheelhouse) if wheelhouse else "",
+        "common_tls_source_dir": str(state.tls_dir),
+        "dask_worker_scheduler_url": f"tls://{scheduler.address}:{SCHEDULER_PORT}",
+        "dask_cuda_worker_as_cpu": bool(spec.gpu_workers and spec.gpu_workers.as_cpu),
+    }
+
+
+def _access(state: ClusterState, spec: ClusterSpec, outputs: dict) -> SshAccess:
+    public = outputs.get("scheduler_public_address")
+    if spec.access in (AccessMode.floating_ip, AccessMode.jump) and not public:
+        raise CloudError(f"cluster {spec.name}: access '{spec.access.value}' but the stack gave the scheduler no floating IP")
+    # Every connection goes through the scheduler's floating IP: only the scheduler is exposed.
+    jump = f"{spec.ssh_user}@{public}" if spec.access != AccessMode.direct else None
+    return SshAccess(private_key=state.ssh_key, user=spec.ssh_user, jump_host=jump)
+
+
+def _nodes(outputs: dict) -> list[Node]:
+    try:
+        return nodes_from_output(outputs.get("nodes") or [])
+    except ValueError as exc:
+        raise CloudError(f"the stack's nodes output is unusable: {exc}") from exc
+
+
+def _issue_certificates(state: ClusterState, nodes: list[Node]) -> None:
+    tls.ensure_ca(state.tls_dir, state.name)
+    for node in nodes:
+        tls.issue_certificate(state.tls_dir, node.name, [node.address])
+    tls.issue_certificate(state.tls_dir, tls.CLIENT_NAME)
+
+
+def create_cluster(
+    spec: ClusterSpec,
+    cloud: ClusterCloud,
+    progress: Progress | None = None,
+    configure: Configure = run_playbook,
+    wheelhouse: Path | None = None,
+    stack_timeout_s: float = 1800,
+) -> ClusterReady:
+    """Create the stack of ``spec``, configure its nodes and return once every worker is registered.
+
+    A stack that fails is deleted with everything tagged with the cluster, so nothing is left behind.
+
+    Args:
+        spec: The cluster.
+        cloud: The cloud to create it on.
+        progress: Callbacks for Heat events, Ansible tasks and steps.
+        configure: Runs the site playbook (ansible-runner by default).
+        wheelhouse: Directory of wheels copied to nodes that cannot reach a package index.
+        stack_timeout_s: Longest wait for the stack.
+
+    Returns:
+        The ready cluster with the seconds spent in Heat, in configuration and in total.
+
+    Raises:
+        DataopsError: The cluster exists already, the stack failed (resource and reason named), or
+            configuration failed (host, task and reason named).
+    """
+    progress = progress or Progress()
+    started = time.monotonic()
+    state = cluster_state(spec.name)
+    if state.exists() or cloud.find_stack(spec.name) is not None:
+        raise DataopsError(f"cluster {spec.name!r} already exists; delete it first or choose another name")
+    public_key = state.ensure_ssh_key()
+    state.save(spec, status="creating")
+    try:
+        progress.on_step("Creating key pair and stack")
+        cloud.create_keypair(keypair_name(spec.name), public_key, spec.name)
+        heat_started = time.monotonic()
+        cloud.create_stack(
+            spec.name,
+            CLUSTER_TEMPLATE,
+            [TEMPLATES / f for f in environment_files(spec)],
+            heat_parameters(spec, keypair_name(spec.name)),
+            tags=["dataops", cluster_tag(spec.name)],
+        )
+        cloud.wait_stack(spec.name, "CREATE", progress.on_stack_event, stack_timeout_s)
+        heat_seconds = time.monotonic() - heat_started
+    except DataopsError:
+        progress.on_step("Stack failed: deleting it and everything tagged with the cluster")
+        delete_cluster(spec.name, cloud)
+        raise
+    outputs = cloud.stack_outputs(spec.name)
+    nodes = _nodes(outputs)
+    state.save(spec, status="configuring", outputs=outputs)
+    _issue_certificates(state, nodes)
+    progress.on_step(f"Configuring {len(nodes)} nodes")
+    configure_started = time.monotonic()
+    configure(
+        "site.yml",
+        build_inventory(nodes, _access(state, spec, outputs)),
+        _extravars(state, spec, nodes[0], wheelhouse),
+        on_event=progress.on_task,
+    )
+    configure_seconds = time.monotonic() - configure_started
+    now = datetime.now(timezone.utc).isoformat()
+    state.save(spec, status="ready", outputs=outputs, last_used=now)
+    total = time.monotonic() - started
+    return ClusterReady(
+        name=spec.name,
+        scheduler_url=str(outputs.get("scheduler_url", "")),
+        dashboard_url=str(outputs.get("dashboard_url", "")),
+        nodes=nodes,
+        timings={"heat": heat_seconds, "configure": configure_seconds, "total": total,
+                 "overhead": total - heat_seconds - configure_seconds},
+    )
+
+
+def scale_cluster(
+    name: str,
+    cloud: ClusterCloud,
+    workers: int,
+    gpu_workers: int | None = None,
+    progress: Progress | None = None,
+    configure: Configure = run_playbook,
+    wheelhouse: Path | None = None,
+    stack_timeout_s: float = 1800,
+) -> ClusterReady:
+    """Change the worker counts with a stack update, then configure only the nodes the update added.
+
+    Scaling down removes the highest-numbered workers first (through the groups' removal policies).
+
+    Raises:
+        ClusterNotFound: No such cluster on this machine.
+        DataopsError: The update or the configuration of the new nodes failed.
+    """
+    progress = progress or Progress()
+    state = cluster_state(name)
+    old_spec = state.load_spec()
+    before = {n.name for n in _nodes(state.load_record().get("outputs", {}))}
+    spec = old_spec.with_counts(workers, gpu_workers)
+    parameters = heat_parameters(spec, keypair_name(name))
+    parameters["worker_removal_list"] = ",".join(
+        str(i) for i in range(spec.workers.count, old_spec.workers.count)
+    )
+    parameters["gpu_worker_removal_list"] = ",".join(
+        str(i) for i in range(spec.gpu_worker_count, old_spec.gpu_worker_count)
+    )
+    progress.on_step(f"Updating stack {name}: {spec.workers.count} workers, {spec.gpu_worker_count} GPU workers")
+    heat_started = time.monotonic()
+    cloud.update_stack(name, CLUSTER_TEMPLATE, [TEMPLATES / f for f in environment_files(spec)], parameters)
+    cloud.wait_stack(name, "UPDATE", progress.on_stack_event, stack_timeout_s)
+    heat_seconds = time.monotonic() - heat_started
+    outputs = cloud.stack_outputs(name)
+    nodes = _nodes(outputs)
+    added = [n for n in nodes if n.name not in before]
+    state.save(spec, outputs=outputs)
+    configure_seconds = 0.0
+    if added:
+        _issue_certificates(state, added)
+        progress.on_step(f"Configuring {len(added)} new nodes: {', '.join(n.name for n in added)}")
+        configure_started = time.monotonic()
+        configure(
+            "site.yml",
+            build_inventory(nodes, _access(state, spec, outputs)),
+            _extravars(state, spec, nodes[0], wheelhouse),
+            limit=",".join(n.name for n in added),
+            on_event=progress.on_task,
+        )
+        configure_seconds = time.monotonic() - configure_started
+    return ClusterReady(
+        name=name,
+        scheduler_url=str(outputs.get("scheduler_url", "")),
+        dashboard_url=str(outputs.get("dashboard_url", "")),
+        nodes=nodes,
+        timings={"heat": heat_seconds, "configure": configure_seconds},
+    )
+
+
+def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -> list[Leftover]:
+    """Delete the cluster's stack, then everything still tagged with it, then its local state. Idempotent.
+
+    Returns:
+        The leftovers the stack had not removed and that were swept.
+    """
+    cloud.delete_stack(name, stack_timeout_s)
+    swept = []
+    for leftover in cloud.list_leftovers(name):
+        cloud.delete_leftover(leftover)
+        swept.append(leftover)
+    cluster_state(name).remove()
+    return swept
+
+
+def sweep_orphans(cloud: ClusterCloud) -> list[Leftover]:
+    """Delete resources tagged with a dataops cluster whose stack no longer exists.
+
+    Returns:
+        The resources deleted.
+    """
+    live = {s.name for s in cloud.list_stacks("dataops")}
+    swept = []
+    for leftover in cloud.list_leftovers(None):
+        if leftover.cluster not in live:
+            cloud.delete_leftover(leftover)
+            swept.append(leftover)
+    return swept
+
+
+def expired_clusters(now: datetime | None = None) -> list[str]:
+    """Names of the clusters on this machine whose time-to-live has passed since they were last used."""
+    now = now or datetime.now(timezone.utc)
+    expired = []
+    for state in known_clusters():
+        record = state.load_record()
+        ttl = record.get("spec", {}).get("ttl")
+        if not ttl:
+            continue
+        last = datetime.fromisoformat(record.get("last_used") or record["created_at"])
+        if now - last > parse_duration(ttl):
+            expired.append(state.name)
+    return expired
+
+
+def touch_cluster(name: str) -> None:
+    """Record that the cluster was just used (a pipeline ran on it), which restarts its time-to-live."""
+    state = cluster_state(name)
+    state.save(state.load_spec(), last_used=datetime.now(timezone.utc).isoformat())

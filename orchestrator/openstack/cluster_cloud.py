@@ -1,0 +1,147 @@
+"""The cluster use cases' cloud operations (``orchestrator.clusters.cloud.ClusterCloud``) on openstacksdk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import openstack.exceptions
+from openstack.orchestration.util import template_utils
+
+from orchestrator.clusters.cloud import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary, cluster_tag
+from orchestrator.errors import CloudError
+from orchestrator.openstack.connection import cloud_errors
+
+_POLL_SECONDS = 2.0
+
+
+def _template_and_files(template: Path, environment_files: list[Path]) -> tuple[dict, dict, dict]:
+    files, body = template_utils.get_template_contents(template_file=str(template))
+    env_files, environment = template_utils.process_multiple_environments_and_files(
+        env_paths=[str(p) for p in environment_files]
+    )
+    return body, {**files, **env_files}, environment
+
+
+class OpenStackClusterCloud:
+    """Heat stacks, key pairs and tagged leftovers of dataops clusters on one cloud connection."""
+
+    def __init__(self, connection):
+        self.conn = connection
+
+    def create_stack(self, name, template, environment_files, parameters, tags):
+        body, files, environment = _template_and_files(template, environment_files)
+        with cloud_errors(f"cannot create stack {name}"):
+            self.conn.orchestration.create_stack(
+                name=name, template=body, files=files, environment=environment, parameters=parameters,
+                tags=",".join(tags), disable_rollback=True, timeout_mins=60,
+            )
+
+    def update_stack(self, name, template, environment_files, parameters):
+        body, files, environment = _template_and_files(template, environment_files)
+        with cloud_errors(f"cannot update stack {name}"):
+            stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
+            self.conn.orchestration.update_stack(
+                stack, template=body, files=files, environment=environment, parameters=parameters
+            )
+
+    def wait_stack(self, name, action, on_event: Callable[[StackEvent], None], timeout_s):
+        deadline = time.monotonic() + timeout_s
+        seen: set[str] = set()
+        with cloud_errors(f"cannot follow stack {name}"):
+            stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
+            while True:
+                for event in self._events(stack):
+                    if event.id not in seen:
+                        seen.add(event.id)
+                        on_event(StackEvent(event.resource_name, event.resource_status, event.resource_status_reason or ""))
+                stack = self.conn.orchestration.get_stack(stack.id)
+                if stack.status == f"{action}_COMPLETE":
+                    return
+                if stack.status == f"{action}_FAILED":
+                    raise CloudError(f"stack {name} {action}_FAILED: {self._failure(stack)}")
+                if time.monotonic() > deadline:
+                    raise CloudError(f"stack {name} still {stack.status} after {timeout_s:.0f} s")
+                time.sleep(_POLL_SECONDS)
+
+    def _events(self, stack):
+        return sorted(self.conn.orchestration.stack_events(stack), key=lambda e: (e.event_time or "", e.id))
+
+    def _failure(self, stack) -> str:
+        # The stack's own reason is generic; a failed resource carries the cloud's real reason.
+        failed = [
+            r for r in self.conn.orchestration.resources(stack, nested_depth=5)
+            if r.status and r.status.endswith("FAILED")
+        ]
+        if failed:
+            leaf = min(failed, key=lambda r: r.resource_type.endswith(".yaml") or r.resource_type.startswith("OS::Heat"))
+            return f"resource {leaf.name}: {leaf.status_reason}"
+        return stack.status_reason or "no reason given"
+
+    def stack_outputs(self, name):
+        with cloud_errors(f"cannot read outputs of stack {name}"):
+            stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
+            stack = self.conn.orchestration.get_stack(stack.id)
+            return {o["output_key"]: o.get("output_value") for o in stack.outputs or []}
+
+    def find_stack(self, name):
+        with cloud_errors(f"cannot look up stack {name}"):
+            stack = self.conn.orchestration.find_stack(name, ignore_missing=True)
+        if stack is None:
+            return None
+        return StackSummary(stack.name, stack.status, tuple(stack.tags or ()), stack.created_at or "")
+
+    def list_stacks(self, tag):
+        with cloud_errors("cannot list stacks"):
+            return [StackSummary(s.name, s.status, tuple(s.tags or ()), s.created_at or "")
+                    for s in self.conn.orchestration.stacks(tags=tag)]
+
+    def delete_stack(self, name, timeout_s):
+        with cloud_errors(f"cannot delete stack {name}"):
+            stack = self.conn.orchestration.find_stack(name, ignore_missing=True)
+            if stack is None:
+                return
+            self.conn.orchestration.delete_stack(stack, ignore_missing=True)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    current = self.conn.orchestration.get_stack(stack.id)
+                except openstack.exceptions.NotFoundException:
+                    return
+                if current.status == "DELETE_COMPLETE":
+                    return
+                if current.status == "DELETE_FAILED":
+                    raise CloudError(f"stack {name} DELETE_FAILED: {self._failure(current)}")
+                time.sleep(_POLL_SECONDS)
+            raise CloudError(f"stack {name} not deleted after {timeout_s:.0f} s")
+
+    def create_keypair(self, name, public_key, cluster):
+        with cloud_errors(f"cannot create key pair {name}"):
+            if self.conn.compute.find_keypair(name, ignore_missing=True) is None:
+                self.conn.compute.create_keypair(name=name, public_key=public_key)
+
+    def list_leftovers(self, cluster):
+        leftovers = []
+        with cloud_errors("cannot list cluster resources"):
+            for key in self.conn.compute.keypairs():
+                owner = key.name.removeprefix("dataops-")
+                if key.name.startswith("dataops-") and (cluster is None or owner == cluster):
+                    leftovers.append(Leftover("keypair", key.name, owner))
+            ports = self.conn.network.ports(tags=[cluster_tag(cluster)]) if cluster else self.conn.network.ports()
+            for port in ports:
+                owner = next((t.removeprefix(CLUSTER_TAG_PREFIX) for t in port.tags or [] if t.startswith(CLUSTER_TAG_PREFIX)), None)
+                if owner:
+                    for fip in self.conn.network.ips(port_id=port.id):
+                        leftovers.append(Leftover("floating_ip", fip.id, owner))
+                    leftovers.append(Leftover("port", port.id, owner))
+        return leftovers
+
+    def delete_leftover(self, leftover):
+        with cloud_errors(f"cannot delete {leftover.kind} {leftover.id}"):
+            if leftover.kind == "keypair":
+                self.conn.compute.delete_keypair(leftover.id, ignore_missing=True)
+            elif leftover.kind == "floating_ip":
+                self.conn.network.delete_ip(leftover.id, ignore_missing=True)
+            elif leftover.kind == "port":
+                self.conn.network.delete_port(leftover.id, ignore_missing=True)

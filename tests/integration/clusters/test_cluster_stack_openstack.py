@@ -1,0 +1,87 @@
+"""Against the real Heat, Nova and Neutron of the CI control plane: the cluster templates validate, a cluster stack
+creates with its nodes in the outputs, a stack with an unknown flavor fails naming the resource, and delete leaves
+no server, port, floating IP, security group or key pair behind, twice."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from orchestrator.clusters import provision
+from orchestrator.clusters.cloud import cluster_tag
+from orchestrator.clusters.spec import ClusterSpec, heat_parameters
+from orchestrator.errors import CloudError
+
+pytestmark = [pytest.mark.integration, pytest.mark.openstack]
+
+FLAVOR = os.environ.get("DATAOPS_TEST_FLAVOR", "dataops.cpu.small")
+GPU_FLAVOR = os.environ.get("DATAOPS_TEST_GPU_FLAVOR", "dataops.gpu.small")
+IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
+TIMEOUT = float(os.environ.get("DATAOPS_TEST_STACK_TIMEOUT", "600"))
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    if not os.environ.get("OS_CLOUD"):
+        pytest.skip("OS_CLOUD is not set: no cloud to test against")
+    from orchestrator.openstack import connect
+    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
+
+    connection = connect()
+    if not connection.has_service("orchestration"):
+        pytest.skip("the cloud has no Heat")
+    return OpenStackClusterCloud(connection)
+
+
+def _spec(name: str, **overrides) -> ClusterSpec:
+    data = {
+        "name": name, "image": IMAGE, "scheduler": {"flavor": FLAVOR},
+        "workers": {"flavor": FLAVOR, "count": 2}, "gpu_workers": {"flavor": GPU_FLAVOR, "count": 1},
+        "network": {"public": "public"}, "operator_cidr": "127.0.0.1/32",
+    }
+    data.update(overrides)
+    return ClusterSpec.model_validate(data)
+
+
+def _left_behind(conn, name: str) -> dict:
+    return {
+        "servers": [s.name for s in conn.compute.servers() if s.name.startswith(name)],
+        "ports": [p.id for p in conn.network.ports(tags=[cluster_tag(name)])],
+        "security_groups": [g.name for g in conn.network.security_groups() if g.name.startswith(name)],
+        "floating_ips": [f.id for f in conn.network.ips() if f.description and name in f.description],
+        "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
+        "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name],
+    }
+
+
+def test_a_cluster_stack_creates_with_every_node_in_its_outputs_and_deletes_without_leftovers(cloud):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    spec = _spec(name)
+    cloud.create_keypair(provision.keypair_name(name), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test", name)
+    events = []
+    try:
+        cloud.create_stack(name, provision.CLUSTER_TEMPLATE, [], heat_parameters(spec, provision.keypair_name(name)),
+                           tags=["dataops", cluster_tag(name)])
+        cloud.wait_stack(name, "CREATE", events.append, TIMEOUT)
+        outputs = cloud.stack_outputs(name)
+        roles = sorted(n["role"] for n in outputs["nodes"])
+        assert roles == ["gpu_worker", "scheduler", "worker", "worker"], outputs["nodes"]
+        assert outputs["scheduler_url"].startswith("tls://") and outputs["scheduler_public_address"]
+        assert any(e.status == "CREATE_COMPLETE" for e in events)
+    finally:
+        provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT)
+    assert _left_behind(cloud.conn, name) == {k: [] for k in _left_behind(cloud.conn, name)}
+    assert provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT) == []
+
+
+def test_a_stack_with_an_unknown_flavor_fails_naming_the_parameter_and_leaves_nothing(cloud, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path))
+    name = f"t{uuid.uuid4().hex[:8]}"
+    spec = _spec(name, workers={"flavor": "no-such-flavor", "count": 1})
+    # Heat checks the flavor constraint before creating anything: the error names the parameter and the reason.
+    with pytest.raises(CloudError, match="worker_flavor.*Must be a flavor known to Nova") as failure:
+        provision.create_cluster(spec, cloud, stack_timeout_s=TIMEOUT)
+    assert name in str(failure.value)
+    assert _left_behind(cloud.conn, name) == {k: [] for k in _left_behind(cloud.conn, name)}

@@ -1,0 +1,85 @@
+"""``dataops cluster`` verbs: bad cluster files name file, line and field; unknown clusters are reported with
+their own exit code; create, list, show and delete work end to end against an in-memory cloud."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_cloud import InMemoryCloud  # noqa: E402
+
+from orchestrator.ansible.playbook import PlaybookResult
+from orchestrator.cli import cluster as cluster_cli
+from orchestrator.cli.main import app
+from orchestrator.clusters import provision
+
+CLUSTER_FILE = """\
+name: ignored
+image: debian-12
+scheduler: {flavor: m1.small}
+workers:
+  flavor: m1.small
+  count: 2
+network: {public: public}
+operator_cidr: 192.0.2.2/32
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path / "clusters"))
+    cloud = InMemoryCloud()
+    monkeypatch.setattr(cluster_cli, "open_cloud", lambda name: cloud)
+    monkeypatch.setattr(provision, "run_playbook", lambda *a, **k: PlaybookResult())
+    # create_cluster binds its configure default at import: route it through the patched runner.
+    original = provision.create_cluster
+    monkeypatch.setattr(provision, "create_cluster", lambda *a, **k: original(*a, configure=lambda *x, **y: PlaybookResult(), **k))
+    return cloud
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_create_list_show_delete_round_trip(tmp_path, isolated):
+    runner = CliRunner()
+    created = runner.invoke(app, ["cluster", "create", "demo", "-f", str(_write(tmp_path, CLUSTER_FILE)), "--ttl", "8h"])
+    assert created.exit_code == 0, created.output
+    assert "Cluster demo ready: 3 nodes" in created.output
+    listed = runner.invoke(app, ["cluster", "list", "--json"])
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["status"], r["workers"], r["ttl"]) for r in rows] == [("demo", "ready", 2, "8h")]
+    shown = json.loads(runner.invoke(app, ["cluster", "show", "demo"]).stdout)
+    assert [n["role"] for n in shown["nodes"]] == ["scheduler", "worker", "worker"]
+    assert runner.invoke(app, ["cluster", "delete", "demo"]).exit_code == 0
+    assert isolated.stacks == {} and isolated.keypairs == {}
+    again = runner.invoke(app, ["cluster", "delete", "demo"])
+    assert again.exit_code == 0 and "Cluster demo deleted." in again.output
+
+
+def test_a_bad_cluster_file_names_file_line_and_field(tmp_path):
+    path = _write(tmp_path, CLUSTER_FILE.replace("count: 2", "count: many"))
+    result = CliRunner().invoke(app, ["cluster", "create", "demo", "-f", str(path)])
+    assert result.exit_code == 2
+    # The console wraps long lines: compare with whitespace collapsed.
+    assert f"{path}:6: workers.count: Input should be a valid integer" in " ".join(result.output.split())
+
+
+def test_floating_ip_access_without_a_public_network_is_refused(tmp_path):
+    path = _write(tmp_path, CLUSTER_FILE.replace("network: {public: public}\n", ""))
+    result = CliRunner().invoke(app, ["cluster", "create", "demo", "-f", str(path)])
+    assert result.exit_code == 2
+    assert "access 'floating_ip' needs network.public" in " ".join(result.output.split())
+
+
+def test_showing_an_unknown_cluster_exits_12_naming_it():
+    result = CliRunner().invoke(app, ["cluster", "show", "ghost"])
+    assert result.exit_code == 12
+    assert "Error: no cluster named 'ghost'" in result.output

@@ -12,7 +12,8 @@ from orchestrator.clusters import tls
 from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
 from orchestrator.errors import ConfigurationFailed
 
-pytestmark = pytest.mark.integration
+# Namespace hosts with sshd and full playbook runs: minutes per test; run by `make test-netns`.
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
 NETNS_HOSTS = {"test-scheduler": "scheduler", "test-worker-0": "worker", "test-gpu-worker-0": "gpu_worker"}
 

@@ -79,7 +79,7 @@ def test_floating_ip_access_without_a_public_network_is_refused(tmp_path):
     assert "access 'floating_ip' needs network.public" in " ".join(result.output.split())
 
 
-def test_showing_an_unknown_cluster_exits_12_naming_it():
+def test_showing_an_unknown_cluster_exits_14_naming_it():
     result = CliRunner().invoke(app, ["cluster", "show", "ghost"])
-    assert result.exit_code == 12
+    assert result.exit_code == 14
     assert "Error: no cluster named 'ghost'" in result.output

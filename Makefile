@@ -33,8 +33,11 @@ test-netns: $(STAMP)
 controlplane-down:
 	devstack/controlplane.sh down
 
+# Each benchmark prints medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python bench/tuning.py
+	$(BIN)/python bench/onnx_predict.py --model rf
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) .dataops

@@ -43,7 +43,8 @@ def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataF
         return _asof_merge_with_missing_times(left, right, join, tolerance)
     # merge_asof needs both sides sorted by time and keeps the order of its left side, so sorting by position and
     # taking the inverse permutation afterwards restores the left order without any index lookup.
-    order = np.argsort(stamps.to_numpy(), kind="stable")
+    # Series.argsort sorts the int64 view of the timestamps (to_numpy() on a zoned column would make objects).
+    order = stamps.argsort(kind="stable").to_numpy()
     merged = _merge_asof(left.take(order).reset_index(drop=True), right, join, tolerance)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))

@@ -264,7 +264,11 @@ def _tree_rss(process) -> int:
     import psutil
 
     total = 0
-    for proc in [process, *process.children(recursive=True)]:
+    try:
+        tree = [process, *process.children(recursive=True)]
+    except psutil.Error:  # the child has just exited
+        return 0
+    for proc in tree:
         try:
             total += proc.memory_info().rss
         except psutil.Error:

@@ -7,6 +7,7 @@ partition of the base instead of shuffling both sides: no shuffle, and the base 
 from __future__ import annotations
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 
 from orchestrator.errors import SpecError
@@ -37,12 +38,28 @@ def _key_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFr
 def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFrame:
     time = join.time
     tolerance = pd.Timedelta(seconds=duration_seconds(time.tolerance))
-    order = left.index
-    # merge_asof needs both sides sorted by time; remember the left order to restore it afterwards.
-    left_sorted = left.reset_index(drop=False, names="_row").sort_values(time.left, kind="stable")
-    left_sorted = left_sorted[left_sorted[time.left].notna()]
-    merged = pd.merge_asof(
-        left_sorted,
+    stamps = left[time.left]
+    if stamps.isna().any():
+        return _asof_merge_with_missing_times(left, right, join, tolerance)
+    # merge_asof needs both sides sorted by time and keeps the order of its left side, so sorting by position and
+    # taking the inverse permutation afterwards restores the left order without any index lookup.
+    # Series.argsort sorts the int64 view of the timestamps (to_numpy() on a zoned column would make objects).
+    order = stamps.argsort(kind="stable").to_numpy()
+    merged = _merge_asof(left.take(order).reset_index(drop=True), right, join, tolerance)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    merged = merged.take(inverse)
+    merged.index = left.index
+    if join.how == "inner":
+        added = [c for c in merged.columns if c not in left.columns]
+        merged = merged.dropna(subset=added, how="all")
+    return merged
+
+
+def _merge_asof(left: pd.DataFrame, right: pd.DataFrame, join: Join, tolerance: pd.Timedelta) -> pd.DataFrame:
+    time = join.time
+    return pd.merge_asof(
+        left,
         right,
         left_on=time.left,
         right_on=time.right,
@@ -53,6 +70,15 @@ def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataF
         suffixes=("", join.suffix),
         allow_exact_matches=True,
     )
+
+
+def _asof_merge_with_missing_times(left: pd.DataFrame, right: pd.DataFrame, join: Join,
+                                   tolerance: pd.Timedelta) -> pd.DataFrame:
+    time = join.time
+    order = left.index
+    left_sorted = left.reset_index(drop=False, names="_row").sort_values(time.left, kind="stable")
+    left_sorted = left_sorted[left_sorted[time.left].notna()]
+    merged = _merge_asof(left_sorted, right, join, tolerance)
     merged = merged.set_index("_row").reindex(order)
     merged.index = order
     if join.how == "inner":

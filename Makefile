@@ -35,6 +35,7 @@ controlplane-down:
 
 # Each benchmark prints medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)
+	$(BIN)/python -m bench dataprep
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/onnx_predict.py --model rf
 	$(BIN)/python bench/serving.py

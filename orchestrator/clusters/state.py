@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,24 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from orchestrator.clusters.spec import ClusterSpec
+from orchestrator.clusters.tls import write_atomically as _atomic_write
 from orchestrator.errors import ClusterNotFound
 
 
 def clusters_dir() -> Path:
     """Root of the per-cluster state: ``DATAOPS_CLUSTERS_DIR`` or ``~/.dataops/clusters``."""
     return Path(os.environ.get("DATAOPS_CLUSTERS_DIR", Path.home() / ".dataops" / "clusters"))
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -33,7 +33,8 @@ class TlsFiles:
     key: Path
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` by rename, the file created with ``mode`` from the start."""
     # A key must never exist, even briefly, with looser permissions than its final ones.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -92,8 +93,8 @@ def ensure_ca(directory: Path, cluster_name: str) -> Path:
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(key, hashes.SHA256())
     )
-    _write_atomically(directory / CA_KEY_FILE, _key_bytes(key), 0o600)
-    _write_atomically(directory / CA_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(directory / CA_KEY_FILE, _key_bytes(key), 0o600)
+    write_atomically(directory / CA_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return directory / CA_FILE
 
 
@@ -131,8 +132,8 @@ def issue_certificate(directory: Path, name: str, addresses: list[str] = ()) -> 
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write_atomically(files.key, _key_bytes(key), 0o600)
-    _write_atomically(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(files.key, _key_bytes(key), 0o600)
+    write_atomically(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return files
 
 

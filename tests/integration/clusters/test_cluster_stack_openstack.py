@@ -23,16 +23,13 @@ TIMEOUT = float(os.environ.get("DATAOPS_TEST_STACK_TIMEOUT", "600"))
 
 
 @pytest.fixture(scope="module")
-def cloud():
-    if not os.environ.get("OS_CLOUD"):
-        pytest.skip("OS_CLOUD is not set: no cloud to test against")
-    from orchestrator.openstack import connect
+def cluster_cloud(cloud):
+    """The cluster use cases' view of the test cloud (``OS_CLOUD``, default the CI control plane)."""
     from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
 
-    connection = connect()
-    if not connection.has_service("orchestration"):
+    if not cloud.has_service("orchestration"):
         pytest.skip("the cloud has no Heat")
-    return OpenStackClusterCloud(connection)
+    return OpenStackClusterCloud(cloud)
 
 
 def _spec(name: str, **overrides) -> ClusterSpec:
@@ -56,32 +53,32 @@ def _left_behind(conn, name: str) -> dict:
     }
 
 
-def test_a_cluster_stack_creates_with_every_node_in_its_outputs_and_deletes_without_leftovers(cloud):
+def test_a_cluster_stack_creates_with_every_node_in_its_outputs_and_deletes_without_leftovers(cluster_cloud):
     name = f"t{uuid.uuid4().hex[:8]}"
     spec = _spec(name)
-    cloud.create_keypair(provision.keypair_name(name), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test", name)
+    cluster_cloud.create_keypair(provision.keypair_name(name), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test", name)
     events = []
     try:
-        cloud.create_stack(name, provision.CLUSTER_TEMPLATE, [], heat_parameters(spec, provision.keypair_name(name)),
+        cluster_cloud.create_stack(name, provision.CLUSTER_TEMPLATE, [], heat_parameters(spec, provision.keypair_name(name)),
                            tags=["dataops", cluster_tag(name)])
-        cloud.wait_stack(name, "CREATE", events.append, TIMEOUT)
-        outputs = cloud.stack_outputs(name)
+        cluster_cloud.wait_stack(name, "CREATE", events.append, TIMEOUT)
+        outputs = cluster_cloud.stack_outputs(name)
         roles = sorted(n["role"] for n in outputs["nodes"])
         assert roles == ["gpu_worker", "scheduler", "worker", "worker"], outputs["nodes"]
         assert outputs["scheduler_url"].startswith("tls://") and outputs["scheduler_public_address"]
         assert any(e.status == "CREATE_COMPLETE" for e in events)
     finally:
-        provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT)
-    assert _left_behind(cloud.conn, name) == {k: [] for k in _left_behind(cloud.conn, name)}
-    assert provision.delete_cluster(name, cloud, stack_timeout_s=TIMEOUT) == []
+        provision.delete_cluster(name, cluster_cloud, stack_timeout_s=TIMEOUT)
+    assert _left_behind(cluster_cloud.conn, name) == {k: [] for k in _left_behind(cluster_cloud.conn, name)}
+    assert provision.delete_cluster(name, cluster_cloud, stack_timeout_s=TIMEOUT) == []
 
 
-def test_a_stack_with_an_unknown_flavor_fails_naming_the_parameter_and_leaves_nothing(cloud, tmp_path, monkeypatch):
+def test_a_stack_with_an_unknown_flavor_fails_naming_the_parameter_and_leaves_nothing(cluster_cloud, tmp_path, monkeypatch):
     monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path))
     name = f"t{uuid.uuid4().hex[:8]}"
     spec = _spec(name, workers={"flavor": "no-such-flavor", "count": 1})
     # Heat checks the flavor constraint before creating anything: the error names the parameter and the reason.
     with pytest.raises(CloudError, match="worker_flavor.*Must be a flavor known to Nova") as failure:
-        provision.create_cluster(spec, cloud, stack_timeout_s=TIMEOUT)
+        provision.create_cluster(spec, cluster_cloud, stack_timeout_s=TIMEOUT)
     assert name in str(failure.value)
-    assert _left_behind(cloud.conn, name) == {k: [] for k in _left_behind(cloud.conn, name)}
+    assert _left_behind(cluster_cloud.conn, name) == {k: [] for k in _left_behind(cluster_cloud.conn, name)}

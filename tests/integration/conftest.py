@@ -17,7 +17,7 @@ import pytest
 from orchestrator.errors import CloudError
 from orchestrator.openstack import connect
 
-CONTROL_PLANE_CLOUDS = Path(__file__).resolve().parents[3] / "devstack" / ".state" / "clouds.yaml"
+CONTROL_PLANE_CLOUDS = Path(__file__).resolve().parents[2] / "devstack" / ".state" / "clouds.yaml"
 
 if "OS_CLIENT_CONFIG_FILE" not in os.environ and CONTROL_PLANE_CLOUDS.is_file():
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(CONTROL_PLANE_CLOUDS)

@@ -63,14 +63,16 @@ class LocalStore:
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         dest = self._path(key)
         fd, tmp = tempfile.mkstemp(dir=self.root / STAGING)
+        digest, size = hashlib.sha256(), 0
+        # Hash while copying: one pass over the file, and the digest is of exactly the bytes published.
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            shutil.copyfileobj(src, out, CHUNK)
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                digest.update(chunk)
+                size += out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        digest = sha256_of_file(Path(tmp))
-        size = Path(tmp).stat().st_size
         self._publish(Path(tmp), dest)
-        return ArtifactInfo(key, digest, size)
+        return ArtifactInfo(key, digest.hexdigest(), size)
 
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
         path = self._path(key)

@@ -9,10 +9,10 @@ from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import SpecError
+from orchestrator.yaml_files import line_of, read_mapping
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -156,28 +156,6 @@ def environment_files(spec: ClusterSpec) -> list[str]:
     return [] if spec.access in (AccessMode.floating_ip, AccessMode.jump) else ["environments/no_floating_ip.yaml"]
 
 
-def _line_of(text: str, location: tuple) -> int | None:
-    """Line (1-based) of the YAML node at ``location`` (keys and indexes), or of its closest parent."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node else None
-    for key in location:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == key), None)
-            if match is None:
-                match_key = None
-                return line if match_key is None else line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def load_cluster_spec(path: Path) -> ClusterSpec:
     """Read and validate a cluster file.
 
@@ -190,18 +168,7 @@ def load_cluster_spec(path: Path) -> ClusterSpec:
     Raises:
         SpecError: The file is missing, is not YAML, or a field is wrong; names file, line and field.
     """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the cluster file ({exc.strerror})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}:1: expected a mapping of cluster fields")
+    _, node, data = read_mapping(Path(path), "cluster")
     try:
         return ClusterSpec.model_validate(data)
     except ValidationError as exc:
@@ -209,7 +176,7 @@ def load_cluster_spec(path: Path) -> ClusterSpec:
         for error in exc.errors():
             location = tuple(error["loc"])
             field = ".".join(str(p) for p in location) or "(file)"
-            line = _line_of(text, location)
+            line = line_of(node, location)
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{path}:{line or 1}: {field}: {message}")
         raise SpecError("\n".join(problems)) from exc

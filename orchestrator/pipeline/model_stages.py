@@ -12,6 +12,7 @@ import dask
 import joblib
 
 from orchestrator.pipeline.context import StageContext
+from orchestrator.pipeline.data_stages import parquet_rows
 
 MODEL_FILE = "model.joblib"
 MODEL_DIR = "model"
@@ -84,7 +85,5 @@ def score(ctx: StageContext) -> dict:
     scored = score_dataframe(ctx.inputs["export"] / MODEL_DIR, serve)
     dask.compute(scored.to_parquet(ctx.out_dir / "predictions", write_index=False, compute=False,
                                    write_metadata_file=False))
-    from orchestrator.pipeline.data_stages import parquet_rows
-
     rows = parquet_rows(ctx.out_dir / "predictions")
     return {"rows_in": ctx.partitions.reads["serve"]["rows"], "rows_out": rows}

@@ -4,6 +4,7 @@ published atomically, and recorded (with what it read and what it wrote) in the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -36,8 +37,6 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         with Client(scheduler, timeout="30s") as client:
             yield client
         return
-    import os
-
     threads = os.cpu_count() or 2
     with LocalCluster(
         n_workers=workers or 1,

@@ -35,8 +35,8 @@ def resolve_files(source: Source, base_dir: Path, store: ArtifactStore) -> list[
     if parsed.scheme == "swift":
         from orchestrator.artifacts.open import open_store
 
-        container, _, key = parsed.netloc, None, parsed.path.lstrip("/")
-        remote = open_store(f"swift://{container}")
+        key = parsed.path.lstrip("/")
+        remote = open_store(f"swift://{parsed.netloc}")
         dest = store.scratch_dir() / Path(key).name
         return [remote.get_file(key, dest)]
     raw = parsed.path if parsed.scheme == "file" else source.location

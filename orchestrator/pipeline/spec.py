@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import SpecError
 from orchestrator.ml.spec import ModelSpec
+from orchestrator.yaml_files import line_of, read_mapping
 
 PARTITIONS = ("train", "validation", "test", "serve")
 _DURATION = re.compile(r"^(\d+)\s*(s|min|h|d)$")
@@ -227,25 +228,6 @@ class LoadedPipeline:
 # ---------------------------------------------------------------- loading, with file:line and "did you mean"
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """Follow a pydantic location through the YAML node tree to the line it points at (1-based)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The pydantic model that owns the mapping at ``loc`` (for suggesting field names)."""
     annotation: Any = PipelineSpec
@@ -276,7 +258,8 @@ def _container_or_model(annotation: Any) -> Any:
     return annotation
 
 
-def _suggest(word: str, choices) -> str:
+def suggest(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -287,11 +270,11 @@ def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         owner = _model_at(loc[:-1])
         known = list(owner.model_fields) if owner else []
-        return f"unknown field {field!r}{_suggest(loc[-1], known)}; expected one of: {', '.join(known)}"
+        return f"unknown field {field!r}{suggest(loc[-1], known)}; expected one of: {', '.join(known)}"
     if error["type"] == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         options = re.findall(r"'([^']*)'", expected)
-        return f"field {field!r}: got {error['input']!r}, expected {expected}{_suggest(error['input'], options)}"
+        return f"field {field!r}: got {error['input']!r}, expected {expected}{suggest(error['input'], options)}"
     if error["type"] == "missing":
         return f"field {field!r} is required"
     message = error["msg"].removeprefix("Value error, ")
@@ -311,19 +294,7 @@ def load_pipeline(path: Path | str) -> LoadedPipeline:
             what was expected and, for misspelt names, the closest valid one.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the pipeline file ({exc.strerror})") from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise SpecError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}:1: expected a mapping with sources, split, model...; got {type(data).__name__}")
+    text, node, data = read_mapping(path, "pipeline")
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
@@ -331,7 +302,7 @@ def load_pipeline(path: Path | str) -> LoadedPipeline:
         for error in exc.errors():
             loc = _error_location(error["loc"])
             error = {**error, "loc": loc}
-            lines.append(f"{path}:{_line_of(node, loc) or 1}: {_describe(error)}")
+            lines.append(f"{path}:{line_of(node, loc) or 1}: {_describe(error)}")
         raise SpecError("\n".join(lines)) from None
     _check_references(spec, path, node)
     return LoadedPipeline(spec, path, text)
@@ -344,8 +315,8 @@ def _check_references(spec: PipelineSpec, path: Path, node: yaml.Node) -> None:
     def unknown_source(name: str, loc: tuple) -> None:
         if name not in spec.sources:
             problems.append(
-                f"{path}:{_line_of(node, loc)}: field {'.'.join(map(str, loc))!r}: unknown source {name!r}"
-                f"{_suggest(name, spec.sources)}; declared sources: {', '.join(spec.sources)}"
+                f"{path}:{line_of(node, loc)}: field {'.'.join(map(str, loc))!r}: unknown source {name!r}"
+                f"{suggest(name, spec.sources)}; declared sources: {', '.join(spec.sources)}"
             )
 
     if spec.blend:

@@ -14,7 +14,7 @@ import dask.dataframe as dd
 import pandas as pd
 
 from orchestrator.errors import SpecError, StageFailed
-from orchestrator.pipeline.spec import Step
+from orchestrator.pipeline.spec import Step, suggest
 
 
 def load_function(ref: str, base_dir: Path) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -129,10 +129,7 @@ def _check_columns(frame: dd.DataFrame, step: Step, where: str) -> None:
     }.get(step.kind) or []
     missing = [c for c in named if c not in frame.columns]
     if missing:
-        import difflib
-
-        hints = {c: difflib.get_close_matches(c, list(frame.columns), n=1) for c in missing}
-        text = ", ".join(f"{c!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for c, h in hints.items())
+        text = ", ".join(f"{c!r}{suggest(c, frame.columns)}" for c in missing)
         raise SpecError(f"{where}: {step.kind} names unknown column {text}; columns are {list(frame.columns)}")
 
 

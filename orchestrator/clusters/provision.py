@@ -136,16 +136,8 @@ def create_cluster(
     outputs = cloud.stack_outputs(spec.name)
     nodes = _nodes(outputs)
     state.save(spec, status="configuring", outputs=outputs)
-    _issue_certificates(state, nodes)
     progress.on_step(f"Configuring {len(nodes)} nodes")
-    configure_started = time.monotonic()
-    configure(
-        "site.yml",
-        build_inventory(nodes, _access(state, spec, outputs)),
-        _extravars(state, spec, nodes[0], wheelhouse),
-        on_event=progress.on_task,
-    )
-    configure_seconds = time.monotonic() - configure_started
+    configure_seconds = _configure_nodes(configure, state, spec, outputs, nodes, nodes, wheelhouse, progress)
     now = datetime.now(timezone.utc).isoformat()
     state.save(spec, status="ready", outputs=outputs, last_used=now)
     total = time.monotonic() - started
@@ -200,17 +192,8 @@ def scale_cluster(
     state.save(spec, outputs=outputs)
     configure_seconds = 0.0
     if added:
-        _issue_certificates(state, added)
         progress.on_step(f"Configuring {len(added)} new nodes: {', '.join(n.name for n in added)}")
-        configure_started = time.monotonic()
-        configure(
-            "site.yml",
-            build_inventory(nodes, _access(state, spec, outputs)),
-            _extravars(state, spec, nodes[0], wheelhouse),
-            limit=",".join(n.name for n in added),
-            on_event=progress.on_task,
-        )
-        configure_seconds = time.monotonic() - configure_started
+        configure_seconds = _configure_nodes(configure, state, spec, outputs, nodes, added, wheelhouse, progress)
     return ClusterReady(
         name=name,
         scheduler_url=str(outputs.get("scheduler_url", "")),
@@ -218,6 +201,21 @@ def scale_cluster(
         nodes=nodes,
         timings={"heat": heat_seconds, "configure": configure_seconds},
     )
+
+
+def _configure_nodes(configure, state, spec, outputs, nodes, targets, wheelhouse, progress) -> float:
+    """Issue certificates for ``targets`` and run the site playbook on them only (the inventory lists every node,
+    so the new ones learn the scheduler); return the seconds it took."""
+    _issue_certificates(state, targets)
+    started = time.monotonic()
+    configure(
+        "site.yml",
+        build_inventory(nodes, _access(state, spec, outputs)),
+        _extravars(state, spec, nodes[0], wheelhouse),
+        limit=None if targets is nodes else ",".join(n.name for n in targets),
+        on_event=progress.on_task,
+    )
+    return time.monotonic() - started
 
 
 def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -> list[Leftover]:

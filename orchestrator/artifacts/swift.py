@@ -3,7 +3,8 @@
 Every transfer is streamed and checked twice: Swift's ETag (MD5) against the MD5 computed while sending or
 receiving, and the sha256 recorded in the object's metadata against the sha256 of the bytes. Files above
 ``segment_threshold`` become static large objects: segments are uploaded in parallel to a hidden
-``<container>_segments`` container and the manifest is written last, so an interrupted upload never shows.
+``<container>_segments`` container and the manifest is written last, so an interrupted upload never shows;
+they are downloaded segment by segment in parallel too, each segment checked against its ETag.
 A dataset's files go first and its ``_manifest.json`` last, as in the local store.
 """
 
@@ -82,6 +83,7 @@ class SwiftStore:
         root = Path(cache_dir or os.environ.get("DATAOPS_SWIFT_CACHE", "~/.cache/dataops/swift")).expanduser()
         self.cache_root = root / container / (self.prefix or "_")
         self._containers_ready: set[str] = set()
+        self._segments_exist: bool | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -192,7 +194,17 @@ class SwiftStore:
         # Swift refuses (422) a body whose MD5 differs from the ETag sent; check the answer too.
         if response.headers.get("Etag", "").strip('"') != md5:
             raise ArtifactError(f"upload of {key!r}: Swift stored ETag {response.headers.get('Etag')}, sent MD5 {md5}")
+        if self._has_segments():
+            # The name may have been a large object: its segments are now unreferenced.
+            self._drop_stale_segments(self.container + SEGMENT_SUFFIX, name, keep="")
         return ArtifactInfo(key, sha256, size)
+
+    def _has_segments(self) -> bool:
+        """Whether the segments container exists (asked once; a large upload creates it)."""
+        if self._segments_exist is None:
+            response = self._request("HEAD", self._url(self.container + SEGMENT_SUFFIX), ok=(200, 204, 404))
+            self._segments_exist = response.status_code != 404
+        return self._segments_exist
 
     def _put_large(self, key: str, path: Path, size: int) -> ArtifactInfo:
         """Static large object: segments in parallel, each checked by its ETag, then the manifest."""
@@ -200,6 +212,7 @@ class SwiftStore:
         segments_container = self.container + SEGMENT_SUFFIX
         self._ensure_container(self.container)
         self._ensure_container(segments_container)
+        self._segments_exist = True
         upload_id = uuid.uuid4().hex
         sha256 = hashlib.sha256()
         manifest: list[dict] = []
@@ -295,37 +308,98 @@ class SwiftStore:
         return dest
 
     def _download(self, key: str, out: BinaryIO, expected_sha256: str | None) -> None:
-        """Stream ``key`` into ``out``, checking the MD5 against the ETag and the sha256 against metadata."""
+        """Stream ``key`` into ``out``, checking MD5s against ETags and the sha256 against the metadata.
+
+        ``multipart-manifest=get`` answers a plain object's bytes as usual, and a large object's segment list
+        instead of its bytes: the same single request tells which download to do.
+        """
         name = self._name(key)
-        url = self._url(self.container, name)
+        url = self._url(self.container, name) + "?multipart-manifest=get"
         for attempt in range(1, RETRIES + 1):
             response = self._request("GET", url, ok=(200, 404), stream=True)
             if response.status_code == 404:
                 raise ArtifactNotFound(f"no artifact {key!r} in {self.uri}")
+            if response.headers.get("X-Static-Large-Object", "").lower() == "true":
+                segments = json.loads(response.content)
+                # The sha256 over every byte is the end-to-end check; hashing each segment's MD5 as well would
+                # double the CPU a download costs, so it is done only when no sha256 is known.
+                known = response.headers.get(SHA256_HEADER) or expected_sha256
+                actual = self._download_segments(key, segments, out, hash_segments=not known)
+                break
             start = out.tell() if out.seekable() else None
             sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
             try:
                 _receive(response.iter_content(DOWNLOAD_CHUNK), out, (sha256, md5))
-                break
             except Exception as exc:  # a connection dropped mid-body: start again from the beginning
                 if attempt == RETRIES or start is None:
                     raise CloudError(f"download of {key!r} from {self.uri} failed: {exc}") from exc
                 out.seek(start)
                 out.truncate()
                 time.sleep(0.5 * 2**attempt)
+                continue
             finally:
                 response.close()
-        actual = sha256.hexdigest()
+            etag = response.headers.get("Etag", "").strip('"')
+            if etag != md5.hexdigest():
+                raise ArtifactError(f"artifact {key!r} is corrupted in transfer: MD5 {md5.hexdigest()}, ETag {etag}")
+            actual = sha256.hexdigest()
+            break
         recorded = response.headers.get(SHA256_HEADER)
-        is_slo = response.headers.get("X-Static-Large-Object", "").lower() == "true"
-        etag = response.headers.get("Etag", "").strip('"')
-        # A large object's ETag is the MD5 of its segments' ETags, not of its bytes: its sha256 decides.
-        if not is_slo and etag != md5.hexdigest():
-            raise ArtifactError(f"artifact {key!r} is corrupted in transfer: MD5 {md5.hexdigest()}, ETag {etag}")
         if recorded and recorded != actual:
             raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, recorded {recorded}")
         if expected_sha256 is not None and actual != expected_sha256:
             raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, expected {expected_sha256}")
+
+    def _download_segments(self, key: str, segments: list[dict], out: BinaryIO, hash_segments: bool) -> str:
+        """Fetch a large object's segments in parallel, each checked against its ETag; return the sha256.
+
+        Segments are written in order and hashed as they are written; at most ``workers + 1`` are fetched and
+        not yet written, which bounds the memory held.
+        """
+        sha256 = hashlib.sha256()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="swift-segment") as pool:
+            pending: list[Future] = []
+            try:
+                for segment in segments:
+                    pending.append(pool.submit(self._get_segment, key, segment, hash_segments))
+                    if len(pending) > self.workers:
+                        _write_segment(pending.pop(0).result(), out, sha256)
+                for future in pending:
+                    _write_segment(future.result(), out, sha256)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return sha256.hexdigest()
+
+    def _get_segment(self, key: str, segment: dict, hash_bytes: bool) -> bytes:
+        """One segment's bytes (whole: segments are bounded), whose ETag must be the one in the manifest.
+
+        With ``hash_bytes`` the bytes' MD5 must match too; a mismatch is fetched once more, in case the
+        transfer and not the stored segment was at fault.
+        """
+        container, _, name = segment["name"].lstrip("/").partition("/")
+        url = self._url(container, name)
+        for _attempt in (1, 2):
+            response = self._request("GET", url, ok=(200, 404), stream=True)
+            try:
+                if response.status_code == 404:
+                    raise ArtifactError(f"artifact {key!r} is damaged: its segment {segment['name']} is missing")
+                # One read of the whole body: requests' .content would assemble it from 10 KiB pieces.
+                data = response.raw.read()
+            finally:
+                response.close()
+            etag = response.headers.get("Etag", "").strip('"')
+            if etag != segment["hash"]:
+                raise ArtifactError(
+                    f"artifact {key!r} is corrupted: segment {segment['name']} has ETag {etag}, "
+                    f"the manifest says {segment['hash']}"
+                )
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if hash_bytes else etag
+            if md5 == etag and len(data) == segment["bytes"]:
+                return data
+        raise ArtifactError(f"artifact {key!r} is corrupted in transfer: segment {segment['name']} has MD5 {md5}, "
+                            f"ETag {etag}, {len(data)} bytes of {segment['bytes']}")
 
     def exists(self, key: str) -> bool:
         name = self._name(key)
@@ -461,6 +535,11 @@ class _SizedReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         return self._source.read() if size is None or size < 0 else self._source.read(size)
+
+
+def _write_segment(data: bytes, out: BinaryIO, sha256) -> None:
+    sha256.update(data)
+    out.write(data)
 
 
 def _receive(chunks: Iterator[bytes], out: BinaryIO, digests: tuple) -> None:

@@ -97,6 +97,28 @@ def test_multi_segment_file_round_trips_as_a_static_large_object(store, cloud, t
     assert list(cloud.object_store.objects(store.container + SEGMENT_SUFFIX)) == []
 
 
+def test_a_small_file_written_over_a_large_one_leaves_no_segment_behind(store, cloud, tmp_path):
+    src = tmp_path / "big.bin"
+    _random_file(src, 3 * MIB)
+    store.put_file("data/model.bin", src)
+    assert len(list(cloud.object_store.objects(store.container + SEGMENT_SUFFIX))) == 3
+    store.put_bytes("data/model.bin", b"small now")
+    assert list(cloud.object_store.objects(store.container + SEGMENT_SUFFIX)) == []
+    assert store.get_bytes("data/model.bin") == b"small now"
+
+
+def test_a_corrupted_segment_of_a_large_object_is_detected_on_download(store, cloud, tmp_path):
+    src = tmp_path / "big.bin"
+    _random_file(src, 3 * MIB)
+    store.put_file("data/big.bin", src)
+    segment = sorted(o.name for o in cloud.object_store.objects(store.container + SEGMENT_SUFFIX))[1]
+    # Rot at rest in one segment: same size, other bytes.
+    cloud.object_store.request(f"{store.container}{SEGMENT_SUFFIX}/{segment}", "PUT", data=os.urandom(MIB))
+    with pytest.raises(ArtifactError, match="corrupted"):
+        store.get_file("data/big.bin", tmp_path / "big.out")
+    assert not (tmp_path / "big.out").exists()
+
+
 def test_interrupted_large_upload_leaves_no_visible_artifact(store, cloud, tmp_path):
     src = tmp_path / "huge.bin"
     _random_file(src, 24 * MIB)

@@ -10,11 +10,11 @@ from orchestrator.artifacts.open import open_store
 from orchestrator.cli.console import emit_json, err
 from orchestrator.config import setting
 from orchestrator.errors import DataopsError
+from orchestrator.cli.options import StoreOption
 
 artifacts_app = typer.Typer(help="List and share stored artifacts.", no_args_is_help=True)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-StoreOption = typer.Option(None, "--store", help="Artifact store: a path, file://PATH or swift://CONTAINER[/PREFIX].")
 
 
 def parse_duration(text: str) -> int:

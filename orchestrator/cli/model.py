@@ -9,12 +9,12 @@ from rich.table import Table
 
 from orchestrator.artifacts.open import open_store
 from orchestrator.cli.console import emit_json, err, out
+from orchestrator.cli.options import StoreOption
 from orchestrator.config import setting
 from orchestrator.registry.models import STAGES, ModelRegistry, compare_cards
 
 model_app = typer.Typer(help="List, inspect, promote, roll back and compare registered models.", no_args_is_help=True)
 
-StoreOption = typer.Option(None, "--store", help="Artifact store (path, file://, swift://); default from settings.")
 JsonOption = typer.Option(False, "--json", help="Print JSON on stdout instead of a table.")
 
 

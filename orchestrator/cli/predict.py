@@ -9,6 +9,7 @@ import typer
 
 from orchestrator.artifacts.open import open_store
 from orchestrator.cli.console import emit_json, err
+from orchestrator.cli.options import StoreOption
 from orchestrator.config import setting
 
 
@@ -16,7 +17,7 @@ def predict(
     ref: str = typer.Argument(..., help="Model: NAME (production, else newest), NAME:VERSION or NAME@STAGE."),
     input: str = typer.Option(..., "--input", "-i", help="Parquet or CSV file or folder, or a URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Parquet folder to create (must not exist)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Artifact store; default from settings."),
+    store: Optional[str] = StoreOption,
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", help="Dask scheduler address; default from settings, else threads in this process."
     ),

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli.console import emit_json, err, out
+from orchestrator.cli.options import StoreOption
 from orchestrator.config import setting
 
-StoreOption = typer.Option(None, "--store", help="Artifact store: a path, file://PATH or swift://CONTAINER[/PREFIX].")
 
 
 def _rows(value) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -13,22 +10,6 @@ from orchestrator.pipeline.spec import load_pipeline
 from orchestrator.registry import ModelRegistry
 
 pytestmark = pytest.mark.integration
-EXAMPLE = Path(__file__).parents[3] / "examples" / "flights"
-
-
-@pytest.fixture(scope="module")
-def flights_dir(tmp_path_factory):
-    """The example folder with its data laid out, and a lighter model so the test stays quick."""
-    folder = tmp_path_factory.mktemp("flights")
-    shutil.copy(EXAMPLE / "features.py", folder)
-    import runpy
-
-    runpy.run_path(str(EXAMPLE / "get_data.py"), run_name="not_main")["main"](folder / "data")
-    spec = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
-    spec["model"]["params"] = {"max_iter": 30, "early_stopping": False}
-    spec["model"]["tuning"]["space"] = {"learning_rate": [0.1, 0.2]}
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return folder
 
 
 def test_the_flights_model_beats_its_baseline_passes_parity_and_is_registered(flights_dir, store, dask_client):

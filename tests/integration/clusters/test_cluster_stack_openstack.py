@@ -49,7 +49,8 @@ def _left_behind(conn, name: str) -> dict:
         "security_groups": [g.name for g in conn.network.security_groups() if g.name.startswith(name)],
         "floating_ips": [f.id for f in conn.network.ips() if f.description and name in f.description],
         "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
-        "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name],
+        # A deleted stack may stay listed a moment as DELETE_COMPLETE.
+        "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name and s.status != "DELETE_COMPLETE"],
     }
 
 

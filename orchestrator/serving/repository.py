@@ -49,7 +49,16 @@ class ModelRepository:
         self._states.setdefault(card.name, ModelState(UNAVAILABLE, "not loaded yet"))
 
     def _scan(self) -> None:
-        if self.repository_dir is None or not self.repository_dir.is_dir():
+        if self.repository_dir is None:
+            return
+        # A version whose folder left the repository is forgotten: removing a folder and loading again is how
+        # a deployment rolls a model back.
+        root = self.repository_dir.resolve()
+        for versions in self._known.values():
+            for version, folder in list(versions.items()):
+                if folder.is_relative_to(root) and not (folder / CARD_FILE).is_file():
+                    del versions[version]
+        if not self.repository_dir.is_dir():
             return
         for card_path in sorted(self.repository_dir.glob(f"*/{CARD_FILE}")) + sorted(
                 self.repository_dir.glob(f"*/*/{CARD_FILE}")):
@@ -71,7 +80,7 @@ class ModelRepository:
         """
         with self._lock:
             self._scan()
-            if name not in self._known:
+            if not self._known.get(name):
                 raise ModelNotFound(f"unknown model {name!r}: known models are {self.names}")
             folders = dict(self._known[name])
             self._states[name] = ModelState(LOADING)

@@ -98,3 +98,19 @@ def test_a_model_that_does_not_reproduce_its_card_is_not_served(model_folder, tm
 def test_an_exported_folder_not_yet_registered_is_served_as_version_1():
     card = parse_card({"name": "m", "version": None, "inputs": [{"name": "a", "datatype": "FP32"}]})
     assert card.version == 1
+
+
+def test_a_version_removed_from_the_repository_folder_stops_being_served_on_the_next_load(model_folder, tmp_path):
+    from orchestrator.serving.repository import ModelRepository
+
+    for version in (1, 2):
+        folder = shutil.copytree(model_folder, tmp_path / "repo" / "flights-delay" / str(version))
+        card = json.loads((folder / "model_card.json").read_text())
+        (folder / "model_card.json").write_text(json.dumps({**card, "version": version}))
+    repository = ModelRepository([], repository_dir=tmp_path / "repo")
+    repository.load("flights-delay")
+    assert repository.get("flights-delay").card.version == 2
+    shutil.rmtree(tmp_path / "repo" / "flights-delay" / "2")
+    repository.load("flights-delay")
+    assert repository.get("flights-delay").card.version == 1
+    assert [row["version"] for row in repository.index()] == ["1"]

@@ -1,4 +1,4 @@
-"""Ansible inventories built from a cluster stack's ``nodes`` output."""
+"""Ansible inventories built from a stack's ``nodes`` output (a cluster's or an inference endpoint's)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ROLES = ("scheduler", "worker", "gpu_worker")
+ROLES = ("scheduler", "worker", "gpu_worker", "inference")
 
 
 @dataclass(frozen=True)

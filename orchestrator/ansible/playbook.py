@@ -65,6 +65,10 @@ def _reason(result: dict) -> str:
     # Fact gathering reports each failing module separately, with the real reason inside.
     for module, detail in (result.get("failed_modules") or {}).items():
         parts.append(f"{module}: {_reason(detail)}")
+    # A loop reports "One or more items failed"; each failed item holds its own reason.
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            parts.append(_reason(item))
     return " | ".join(dict.fromkeys(p for p in parts if p))[:2000]
 
 
@@ -104,7 +108,8 @@ def run_playbook(
                 failures.append(task_event)
             if on_event is not None:
                 on_event(task_event)
-        return False  # nothing kept in memory beyond what we need
+        # Only the final stats event is kept: runner.stats reads it back; every other event is dropped here.
+        return event.get("event") == "playbook_on_stats"
 
     try:
         (private_dir / "env").mkdir()

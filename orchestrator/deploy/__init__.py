@@ -1,0 +1,1 @@
+"""Deployment of registered ONNX models to inference endpoints on OpenStack."""

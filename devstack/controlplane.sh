@@ -12,7 +12,9 @@
 #   DATAOPS_CP_IP              listen address                (default 127.0.0.42)
 #   DATAOPS_CP_STATE           state directory               (default devstack/.state)
 #   DATAOPS_CP_VENV            services' virtualenv          (default /var/cache/dataops-controlplane/venv)
-#   DATAOPS_NOVA_COMPUTE_DRIVER Nova compute driver          (default fake.FakeDriverWithoutFakeNodes)
+#   DATAOPS_NOVA_COMPUTE_DRIVER Nova compute driver          (default auto: dataops_netns.NetnsDriver, whose
+#                              servers are network-namespace hosts with sshd, when root with openssh-server;
+#                              else fake.FakeDriverWithoutFakeNodes)
 #   DATAOPS_HEAT_CONVERGENCE   true|false, Heat's engine     (default true, Heat's default engine)
 set -euo pipefail
 
@@ -21,7 +23,8 @@ CP=$REPO/devstack/controlplane
 IP=${DATAOPS_CP_IP:-127.0.0.42}
 STATE=${DATAOPS_CP_STATE:-$REPO/devstack/.state}
 VENV=${DATAOPS_CP_VENV:-/var/cache/dataops-controlplane/venv}
-COMPUTE_DRIVER=${DATAOPS_NOVA_COMPUTE_DRIVER:-fake.FakeDriverWithoutFakeNodes}
+COMPUTE_DRIVER=${DATAOPS_NOVA_COMPUTE_DRIVER:-auto}
+NETNS_DRIVER=dataops_netns.NetnsDriver
 HEAT_CONVERGENCE=${DATAOPS_HEAT_CONVERGENCE:-true}
 EPMD_PORT=14369
 APT_PACKAGES=(mariadb-server rabbitmq-server memcached curl iproute2)
@@ -64,6 +67,8 @@ ensure_packages() {
     command -v memcached >/dev/null || missing+=(memcached)
     command -v curl >/dev/null || missing+=(curl)
     command -v ip >/dev/null || missing+=(iproute2)
+    # sshd for the namespace hosts of the netns compute driver (its own instances; the system one stays off).
+    [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
     ((${#missing[@]} == 0)) && return 0
     log "apt-get install ${missing[*]}"
     # The packages' own services stay stopped: this script runs private instances.
@@ -119,6 +124,21 @@ ensure_secrets() { # random passwords, created once per state directory, readabl
         umask 022
     fi
     set -a; . "$f"; set +a
+}
+
+choose_compute_driver() { # auto: real namespace hosts when this machine can make them
+    [[ $COMPUTE_DRIVER == auto ]] || return 0
+    if [[ $(id -u) == 0 && -x /usr/sbin/sshd ]] && command -v unshare >/dev/null && command -v start-stop-daemon >/dev/null
+    then COMPUTE_DRIVER=$NETNS_DRIVER
+    else COMPUTE_DRIVER=fake.FakeDriverWithoutFakeNodes
+    fi
+}
+
+install_netns_driver() { # Nova loads drivers from nova.virt only: a one-line module there imports ours
+    [[ $COMPUTE_DRIVER == "$NETNS_DRIVER" ]] || return 0
+    local virt; virt=$("$VENV/bin/python" -c 'import nova.virt, os; print(os.path.dirname(nova.virt.__file__))')
+    printf '"""dataops CI: servers as network-namespace hosts (devstack/netns_driver)."""\nfrom netns_driver.driver import NetnsDriver  # noqa: F401\n' \
+        >"$virt/dataops_netns.py"
 }
 
 render_configs() { # copy etc/ templates into the state directory, filling in addresses, paths, secrets
@@ -315,9 +335,11 @@ start_services() {
     spawn heat-engine "$VENV/bin/heat-engine" --config-file "$e/heat/heat.conf"
     # Conductor and scheduler exit on a 401 when their service users do not exist yet: the catalog is
     # registered before this point.
-    for s in conductor scheduler compute; do
+    for s in conductor scheduler; do
         spawn "nova-$s" "$VENV/bin/nova-$s" --config-file "$e/nova/nova.conf"
     done
+    # The netns driver is imported from devstack/ itself.
+    spawn nova-compute env PYTHONPATH="$REPO/devstack" "$VENV/bin/nova-compute" --config-file "$e/nova/nova.conf"
 }
 
 wait_apis() { # every API answers below 500, or fail with the log tail of the first one that does not
@@ -354,6 +376,8 @@ cmd_up() {
     ensure_venv
     mkdir -p "$STATE"/{run,logs,data/locks,data/nova/instances,data/neutron,data/keystone,data/glance}
     ensure_secrets
+    choose_compute_driver
+    install_netns_driver
     export DATAOPS_CP_IP=$IP DATAOPS_CP_STATE=$STATE
     # Each set-up phase leaves a stamp, so an interrupted or failed up resumes where it stopped.
     local fresh=
@@ -375,17 +399,19 @@ cmd_up() {
         run_logged bootstrap-catalog bootstrap_py catalog || die "catalog registration failed"
         touch "$STATE/.catalog"
     fi
+    local services_started; services_started=$(date +%s)
     start_services
     log "waiting for every API"
     wait_apis 300
     check_daemons
+    run_logged bootstrap-ready bootstrap_py ready "$services_started" || die "the compute services did not report"
     if [[ -n $fresh ]]; then
         log "creating flavors, image, networks, projects"
         run_logged bootstrap-cloud bootstrap_py cloud || die "cloud set-up failed"
         touch "$STATE/.bootstrapped"
     fi
     write_clouds_yaml
-    log "up in $((SECONDS - t0)) s; OS_CLIENT_CONFIG_FILE=$STATE/clouds.yaml OS_CLOUD=dataops-ci"
+    log "up in $((SECONDS - t0)) s (compute driver $COMPUTE_DRIVER); OS_CLIENT_CONFIG_FILE=$STATE/clouds.yaml OS_CLOUD=dataops-ci"
 }
 
 stop_one() { # NAME: SIGTERM to its process group, SIGKILL after 30 s
@@ -401,6 +427,12 @@ stop_one() { # NAME: SIGTERM to its process group, SIGKILL after 30 s
     rm -f "$f"
 }
 
+remove_netns_hosts() { # namespace hosts of servers never deleted: gone with the control plane, as their bridges
+    local hosts=$STATE/data/nova/netns-hosts
+    [[ -d $hosts ]] || return 0
+    PYTHONPATH="$REPO/devstack" python3 -m netns_driver.cleanup "$hosts" || log "some namespace hosts could not be removed"
+}
+
 cmd_down() {
     local name pids=()
     # Stop in parallel (nova-compute alone takes over 20 s on SIGTERM), dependents first.
@@ -408,6 +440,7 @@ cmd_down() {
         case $name in rabbitmq | epmd | mariadb) ;; *) stop_one "$name" & pids+=($!) ;; esac
     done
     wait "${pids[@]}" 2>/dev/null || true
+    remove_netns_hosts
     if alive rabbitmq; then $(rabbit_env) /usr/lib/rabbitmq/bin/rabbitmqctl stop >/dev/null 2>&1 || true; fi
     for name in rabbitmq epmd mariadb; do stop_one "$name"; done
     local left

@@ -54,3 +54,14 @@ def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
         else:
             return line
     return line
+
+
+def spec_error(path: Path, node: yaml.Node | None, exc) -> SpecError:
+    """One SpecError listing every problem of a pydantic ``ValidationError`` as ``file:line: field: message``."""
+    problems = []
+    for error in exc.errors():
+        location = tuple(error["loc"])
+        field = ".".join(str(p) for p in location) or "(file)"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}:{line_of(node, location) or 1}: {field}: {message}")
+    return SpecError("\n".join(problems))

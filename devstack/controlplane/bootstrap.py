@@ -14,6 +14,7 @@ DATAOPS_CP_ADMIN_PASSWORD, DATAOPS_CP_SERVICE_PASSWORD, DATAOPS_CP_USER_PASSWORD
 
 from __future__ import annotations
 
+import datetime
 import io
 import ipaddress
 import json
@@ -190,15 +191,26 @@ def ensure_test_projects(conn) -> None:
         conn.set_compute_quotas(project.id, instances=50, cores=100, ram=102400)
 
 
-def setup_cloud(conn) -> None:
-    """Wait for the compute node (with its GPU inventory), then create the resources tests rely on."""
+def wait_services(conn, since: float) -> None:
+    """Wait until Nova's services have reported since ``since`` (epoch seconds: when they were started) and the
+    compute node is a hypervisor, and Heat's engine is up: a restarted service's old "up" does not count."""
+    started = datetime.datetime.fromtimestamp(since, datetime.timezone.utc).replace(tzinfo=None)
+
+    def reported(service) -> bool:
+        updated = datetime.datetime.fromisoformat(str(service.updated_at).rstrip("Z")) if service.updated_at else None
+        return service.state == "up" and updated is not None and updated.replace(tzinfo=None) >= started
+
     wait_for(
         "nova-conductor, nova-scheduler and nova-compute to report up",
-        lambda: {s.binary for s in conn.compute.services() if s.state == "up"}
+        lambda: {s.binary for s in conn.compute.services() if reported(s)}
         >= {"nova-conductor", "nova-scheduler", "nova-compute"},
     )
     wait_for("the compute node to appear as a hypervisor", lambda: list(conn.compute.hypervisors()))
     wait_for("heat-engine to report up", lambda: heat_engine_up(conn))
+
+
+def setup_cloud(conn) -> None:
+    """Create the resources tests rely on (once the services are ready)."""
     ensure_flavors(conn)
     ensure_image(conn)
     cidr = ensure_external_network(conn)
@@ -211,10 +223,12 @@ def main(argv: list[str]) -> None:
     conn = admin_connection()
     if step == "catalog":
         register_catalog(conn)
+    elif step == "ready":
+        wait_services(conn, float(argv[2]))
     elif step == "cloud":
         setup_cloud(conn)
     else:
-        sys.exit("usage: bootstrap.py catalog|cloud")
+        sys.exit("usage: bootstrap.py catalog|ready SINCE_EPOCH|cloud")
 
 
 if __name__ == "__main__":

@@ -42,15 +42,21 @@ def _first_fixed_ip(network_info) -> tuple[str, str, str] | None:
 class NetnsDriver(fake.FakeDriverWithoutFakeNodes):
     """The fake driver, with a namespace host behind every server that has a fixed IP."""
 
-    def _state_dir(self, instance) -> Path:
+    def get_available_resource(self, nodename):
+        resources = super().get_available_resource(nodename)
+        # Lets tests (and operators) see from the hypervisor list that servers here are real hosts.
+        resources["hypervisor_type"] = "netns"
+        return resources
+
+    def _netns_state_dir(self, instance) -> Path:
         return Path(CONF.state_path) / "netns-hosts" / instance.uuid
 
-    def _host(self, instance, bridge: Bridge, address: str) -> NetnsHost:
+    def _netns_host(self, instance, bridge: Bridge, address: str) -> NetnsHost:
         return NetnsHost(
             name=instance.uuid.replace("-", "")[:10],
             address=address,
             bridge=bridge,
-            state_dir=self._state_dir(instance),
+            state_dir=self._netns_state_dir(instance),
             authorized_key=instance.key_data or "",
         )
 
@@ -68,21 +74,35 @@ class NetnsDriver(fake.FakeDriverWithoutFakeNodes):
         if subprocess.run(["ip", "link", "show", bridge.name], capture_output=True).returncode != 0:
             # Bridge.create refuses a subnet that overlaps any route of the machine.
             bridge.create()
-        host = self._host(instance, bridge, address)
-        host.create()
+        host = self._netns_host(instance, bridge, address)
+        try:
+            host.create()
+        except Exception:
+            host.delete()
+            _delete_if_empty(bridge)
+            raise
         # Keep what delete needs, in case nova-compute restarts in between.
-        (host.state_dir / "host.json").write_text(json.dumps({"bridge": bridge.name, "cidr": cidr, "address": address}))
+        (host.state_dir / "host.json").write_text(
+            json.dumps({"name": host.name, "bridge": bridge.name, "cidr": cidr, "address": address}))
         LOG.info("netns driver: server %s is host %s at %s on %s", instance.uuid, host.namespace, address, bridge.name)
 
     def destroy(self, context, instance, network_info, block_device_info=None, destroy_disks=True,
                 destroy_secrets=True):
-        state_file = self._state_dir(instance) / "host.json"
+        state_file = self._netns_state_dir(instance) / "host.json"
         if state_file.exists():
             saved = json.loads(state_file.read_text())
             bridge = Bridge(saved["bridge"], ipaddress.ip_network(saved["cidr"]))
-            self._host(instance, bridge, saved["address"]).delete()
-            members = subprocess.run(["ip", "-br", "link", "show", "master", bridge.name], capture_output=True, text=True)
-            if members.returncode == 0 and not members.stdout.strip():
-                bridge.delete()
+            self._netns_host(instance, bridge, saved["address"]).delete()
+            _delete_if_empty(bridge)
+        elif (fixed := _first_fixed_ip(network_info)) is not None:
+            # A spawn that failed half-way may have left the network's bridge behind.
+            _delete_if_empty(Bridge(_bridge_name(fixed[0]), ipaddress.ip_network(fixed[1])))
         super().destroy(context, instance, network_info, block_device_info=block_device_info,
                         destroy_disks=destroy_disks, destroy_secrets=destroy_secrets)
+
+
+def _delete_if_empty(bridge: Bridge) -> None:
+    """Delete ``bridge`` once no host is plugged into it (it goes with its network's last server)."""
+    members = subprocess.run(["ip", "-br", "link", "show", "master", bridge.name], capture_output=True, text=True)
+    if members.returncode == 0 and not members.stdout.strip():
+        bridge.delete()

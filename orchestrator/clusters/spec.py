@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import SpecError
-from orchestrator.yaml_files import line_of, read_mapping
+from orchestrator.yaml_files import read_mapping, spec_error
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -172,11 +172,4 @@ def load_cluster_spec(path: Path) -> ClusterSpec:
     try:
         return ClusterSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = tuple(error["loc"])
-            field = ".".join(str(p) for p in location) or "(file)"
-            line = line_of(node, location)
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}:{line or 1}: {field}: {message}")
-        raise SpecError("\n".join(problems)) from exc
+        raise spec_error(path, node, exc) from exc

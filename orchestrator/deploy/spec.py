@@ -1,0 +1,68 @@
+"""The endpoint file (``deploy.yaml``): where and how a model is served, loaded with errors naming file, line and
+field, and the table mapping it to ``heat_templates/inference.yaml``'s parameters."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.clusters.spec import NAME_PATTERN, NetworkSpec
+from orchestrator.yaml_files import read_mapping, spec_error
+
+
+class EndpointSpec(BaseModel):
+    """An inference endpoint on OpenStack, as written in an endpoint file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="Endpoint name: lower-case letters, digits, dashes.")
+    cloud: str | None = Field(default=None, description="clouds.yaml entry; absent uses OS_CLOUD.")
+    image: str = Field(min_length=1)
+    flavor: str = Field(min_length=1, description="Nova flavor of the inference servers (a GPU flavor uses CUDA).")
+    gpu: bool = Field(default=False, description="The flavor has a GPU: install onnxruntime-gpu and use CUDA.")
+    nodes: int = Field(default=2, ge=1, le=64, description="Number of inference servers.")
+    port: int = Field(default=8000, ge=1024, le=65535, description="TCP port of the servers.")
+    network: NetworkSpec = NetworkSpec(cidr="10.43.0.0/24")
+    floating_ips: bool = Field(default=False, description="Give every server a floating IP on network.public.")
+    operator_cidr: str = Field(description="CIDR allowed to reach SSH on the servers, e.g. 203.0.113.7/32.")
+    client_cidr: str = Field(description="CIDR allowed to reach the serving port.")
+    ssh_user: str = Field(default="root", min_length=1)
+    max_batch_rows: int = Field(default=32, ge=1, le=4096, description="Server-side micro-batching: rows at most.")
+
+    @field_validator("operator_cidr", "client_cidr")
+    @classmethod
+    def _is_cidr(cls, value: str) -> str:
+        ipaddress.ip_network(value, strict=False)
+        return value
+
+    def heat_parameters(self, key_name: str) -> dict:
+        """Parameters of ``heat_templates/inference.yaml``, every value a string as Heat expects them."""
+        return {
+            "endpoint_name": self.name,
+            "image": self.image,
+            "key_name": key_name,
+            "flavor": self.flavor,
+            "node_count": str(self.nodes),
+            "existing_network": self.network.existing or "",
+            "private_network_cidr": self.network.cidr,
+            "public_network": (self.network.public or "") if self.floating_ips else "",
+            "operator_cidr": self.operator_cidr,
+            "client_cidr": self.client_cidr,
+            "serving_port": str(self.port),
+        }
+
+
+def load_endpoint_spec(path: Path, overrides: dict | None = None) -> EndpointSpec:
+    """Read and validate an endpoint file, with command-line ``overrides`` applied on top.
+
+    Raises:
+        SpecError: The file is missing, is not YAML, or a field is wrong; names file, line and field.
+    """
+    _, node, data = read_mapping(Path(path), "endpoint")
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        return EndpointSpec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(path, node, exc) from exc

@@ -18,14 +18,10 @@ from nova.virt import fake
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from netns_driver.netns_host import Bridge, NetnsHost, free_subnet, routed_networks  # noqa: F401
+from netns_driver.netns_host import Bridge, NetnsHost, bridge_name
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
-
-
-def _bridge_name(network_id: str) -> str:
-    return f"dn{network_id.replace('-', '')[:11]}"
 
 
 def _first_fixed_ip(network_info) -> tuple[str, str, str] | None:
@@ -70,7 +66,7 @@ class NetnsDriver(fake.FakeDriverWithoutFakeNodes):
             LOG.info("netns driver: server %s has no fixed IPv4 or no key pair; no host created", instance.uuid)
             return
         network_id, cidr, address = fixed
-        bridge = Bridge(_bridge_name(network_id), ipaddress.ip_network(cidr))
+        bridge = Bridge(bridge_name(network_id), ipaddress.ip_network(cidr))
         if subprocess.run(["ip", "link", "show", bridge.name], capture_output=True).returncode != 0:
             # Bridge.create refuses a subnet that overlaps any route of the machine.
             bridge.create()
@@ -96,7 +92,7 @@ class NetnsDriver(fake.FakeDriverWithoutFakeNodes):
             _delete_if_empty(bridge)
         elif (fixed := _first_fixed_ip(network_info)) is not None:
             # A spawn that failed half-way may have left the network's bridge behind.
-            _delete_if_empty(Bridge(_bridge_name(fixed[0]), ipaddress.ip_network(fixed[1])))
+            _delete_if_empty(Bridge(bridge_name(fixed[0]), ipaddress.ip_network(fixed[1])))
         super().destroy(context, instance, network_info, block_device_info=block_device_info,
                         destroy_disks=destroy_disks, destroy_secrets=destroy_secrets)
 

@@ -60,6 +60,11 @@ def free_subnet(exclude: list[str] = ()) -> ipaddress.IPv4Network:
     raise NetnsError("no candidate test subnet is free of the machine's routes")
 
 
+def bridge_name(network_id: str) -> str:
+    """The bridge of a Neutron network (interface names have at most 15 characters)."""
+    return f"dn{network_id.replace('-', '')[:11]}"
+
+
 def assert_routed_through_bridge(address: str, bridge: str) -> None:
     """Raise unless the kernel would send packets for ``address`` through ``bridge``.
 

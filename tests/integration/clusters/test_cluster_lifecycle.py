@@ -1,0 +1,139 @@
+"""A Dask cluster's whole life on the CI control plane, with real hosts behind its servers (the netns compute driver):
+create brings up a scheduler, two CPU workers and a GPU-flavor worker configured as CPU, all registered over TLS;
+scale to three workers configures exactly the one new node; delete through the CLI leaves no server, port, floating
+IP, security group, key pair, namespace or bridge behind, and deleting again succeeds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestrator.ansible.playbook import run_playbook
+from orchestrator.clusters import provision, tls
+from orchestrator.clusters.cloud import cluster_tag
+from orchestrator.clusters.spec import ClusterSpec
+from orchestrator.clusters.state import cluster_state
+from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
+from orchestrator.openstack import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "devstack"))
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.openstack]
+
+FLAVOR = os.environ.get("DATAOPS_TEST_FLAVOR", "dataops.cpu.small")
+GPU_FLAVOR = os.environ.get("DATAOPS_TEST_GPU_FLAVOR", "dataops.gpu.small")
+IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
+TIMEOUT = float(os.environ.get("DATAOPS_TEST_STACK_TIMEOUT", "600"))
+DATAOPS = Path(sys.executable).with_name("dataops")
+
+
+@pytest.fixture(scope="module")
+def cluster_cloud(cloud):
+    """The cluster use cases on the test cloud, which must boot servers as namespace hosts."""
+    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
+
+    admin = connect(os.environ.get("OS_CLOUD_ADMIN", "dataops-ci-admin"))
+    if "netns" not in {h.hypervisor_type for h in admin.compute.hypervisors(details=True)}:
+        reason = "the cloud's compute driver is not the netns driver (devstack/controlplane.sh up, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return OpenStackClusterCloud(cloud)
+
+
+@pytest.fixture(scope="module")
+def clusters_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clusters")
+    previous = os.environ.get("DATAOPS_CLUSTERS_DIR")
+    os.environ["DATAOPS_CLUSTERS_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("DATAOPS_CLUSTERS_DIR")
+    else:
+        os.environ["DATAOPS_CLUSTERS_DIR"] = previous
+
+
+class RouteCheckedConfigure:
+    """Runs the playbook only after every host address is checked to route through the cluster network's bridge;
+    remembers which hosts each run was limited to."""
+
+    def __init__(self):
+        self.limits: list[str | None] = []
+
+    def __call__(self, playbook, inventory, extravars, limit=None, **kwargs):
+        name = next(iter(inventory["all"]["children"]["scheduler"]["hosts"])).removesuffix("-scheduler")
+        bridge = bridge_name(cluster_state(name).load_record()["outputs"]["network_id"])
+        for group in inventory["all"]["children"].values():
+            for host in group["hosts"].values():
+                assert_routed_through_bridge(host["ansible_host"], bridge)
+        self.limits.append(limit)
+        return run_playbook(playbook, inventory, extravars, limit=limit, **kwargs)
+
+
+def _registered_workers(name: str) -> set[str]:
+    from distributed import Client
+
+    state = cluster_state(name)
+    security = tls.dask_security(tls.issue_certificate(state.tls_dir, tls.CLIENT_NAME))
+    url = state.load_record()["outputs"]["scheduler_url"]
+    with Client(url, security=security, timeout=30) as client:
+        return {w["name"] for w in client.scheduler_info()["workers"].values()}
+
+
+def _left_behind(conn, name: str, server_ids: list[str], network_id: str) -> dict:
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    return {
+        "servers": [s.name for s in conn.compute.servers() if s.name.startswith(name)],
+        "ports": [p.id for p in conn.network.ports(tags=[cluster_tag(name)])],
+        "floating_ips": [f.id for f in conn.network.ips() if f.description and name in f.description],
+        "security_groups": [g.name for g in conn.network.security_groups() if g.name.startswith(name)],
+        "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
+        "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name and s.status != "DELETE_COMPLETE"],
+        "namespaces": [i for i in server_ids if f"dataops-{i.replace('-', '')[:10]}" in namespaces],
+        "bridges": [b for b in [bridge_name(network_id)] if b in links],
+    }
+
+
+def test_a_cluster_is_created_scaled_and_deleted_without_leftovers(cluster_cloud, clusters_dir, tmp_path_factory):
+    name = f"lc{uuid.uuid4().hex[:6]}"
+    subnet = free_subnet()
+    spec = ClusterSpec.model_validate({
+        "name": name, "image": IMAGE, "scheduler": {"flavor": FLAVOR},
+        "workers": {"flavor": FLAVOR, "count": 2},
+        "gpu_workers": {"flavor": GPU_FLAVOR, "count": 1, "as_cpu": True},
+        "network": {"cidr": str(subnet)}, "access": "direct",
+        # The operator is the machine itself, on its side of the network's bridge.
+        "operator_cidr": f"{subnet.network_address + 1}/32",
+    })
+    wheelhouse = build_wheelhouse(pinned_requirements(), tmp_path_factory.getbasetemp().parent / "dataops-wheelhouse")
+    configure = RouteCheckedConfigure()
+    conn = cluster_cloud.conn
+    try:
+        ready = provision.create_cluster(spec, cluster_cloud, configure=configure, wheelhouse=wheelhouse,
+                                         stack_timeout_s=TIMEOUT)
+        assert sorted(n.role for n in ready.nodes) == ["gpu_worker", "scheduler", "worker", "worker"]
+        assert _registered_workers(name) == {f"{name}-worker-0", f"{name}-worker-1", f"{name}-gpu-worker-0"}
+        assert configure.limits == [None]
+
+        scaled = provision.scale_cluster(name, cluster_cloud, workers=3, configure=configure, wheelhouse=wheelhouse,
+                                         stack_timeout_s=TIMEOUT)
+        assert len(scaled.nodes) == 5
+        assert configure.limits[-1] == f"{name}-worker-2", "only the new worker is configured"
+        assert _registered_workers(name) == {f"{name}-worker-{i}" for i in range(3)} | {f"{name}-gpu-worker-0"}
+    finally:
+        server_ids = [s.id for s in conn.compute.servers() if s.name.startswith(name)]
+        record = cluster_state(name).load_record() if cluster_state(name).exists() else {}
+        network_id = record.get("outputs", {}).get("network_id", "")
+        first = subprocess.run([str(DATAOPS), "cluster", "delete", name], capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    left = _left_behind(conn, name, server_ids, network_id)
+    assert left == {k: [] for k in left}
+    again = subprocess.run([str(DATAOPS), "cluster", "delete", name], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]

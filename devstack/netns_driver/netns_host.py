@@ -1,5 +1,5 @@
 """Test hosts made of Linux network namespaces: a bridge on a private subnet, and per host a namespace with its
-address on that bridge, a private /opt and /etc view, and an sshd that accepts one public key.
+address on that bridge, a private /opt, /etc and /tmp view, and an sshd that accepts one public key.
 
 Used by the test Nova virt driver (one host per server) and by the playbook tests. Safety rules, enforced here:
 the subnet must overlap no route of the machine, the bridge exists before any host, no namespace gets a default
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+# Where a host's sshd finds its files inside the host's own mount view (its /etc is private).
+HOST_SSH_DIR = "/etc/dataops-sshd"
 # Candidate subnets for test networks, tried in order; the first that overlaps no route is used.
 CANDIDATE_SUBNETS = [f"10.{second}.{third}.0/24" for second in (213, 214, 215) for third in range(0, 250, 7)]
 
@@ -159,15 +161,15 @@ class NetnsHost:
                 [
                     f"ListenAddress {self.address}",
                     "Port 22",
-                    f"HostKey {host_key}",
-                    f"AuthorizedKeysFile {self.state_dir / 'ssh' / 'authorized_keys'}",
+                    f"HostKey {HOST_SSH_DIR}/host_ed25519",
+                    f"AuthorizedKeysFile {HOST_SSH_DIR}/authorized_keys",
                     "PermitRootLogin prohibit-password",
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",
                     "UsePAM no",
                     # The state directory may live under /tmp, whose mode StrictModes rejects.
                     "StrictModes no",
-                    f"PidFile {self.state_dir / 'ssh' / 'sshd.pid'}",
+                    f"PidFile {HOST_SSH_DIR}/sshd.pid",
                     "Subsystem sftp internal-sftp",
                     "",
                 ]
@@ -177,13 +179,17 @@ class NetnsHost:
 
     def _start_sshd(self) -> None:
         state = self.state_dir
-        # A private mount namespace: an empty /opt and a copy-on-write /etc, so hosts never share installed software.
+        # A private mount namespace: an empty /opt, a copy-on-write /etc and an empty /tmp, so hosts never share
+        # installed software or scratch files with each other or with the machine.
         script = (
             f"mount --make-rprivate / && "
             f"mount --bind {state / 'opt'} /opt && "
             f"mount -t overlay overlay -o lowerdir=/etc,upperdir={state / 'etc.upper'},workdir={state / 'etc.work'} /etc && "
+            # The sshd files are reached through /etc: the state directory itself may be under the hidden /tmp.
+            f"mkdir -p {HOST_SSH_DIR} && mount --bind {state / 'ssh'} {HOST_SSH_DIR} && "
+            f"mount -t tmpfs -o mode=1777 tmpfs /tmp && "
             f"echo {self.name} > /etc/hostname && "
-            f"exec {SSHD} -D -e -f {state / 'ssh' / 'sshd_config'}"
+            f"exec {SSHD} -D -e -f {HOST_SSH_DIR}/sshd_config"
         )
         log = open(state / "sshd.log", "ab")
         self.sshd = subprocess.Popen(

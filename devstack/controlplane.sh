@@ -339,7 +339,9 @@ start_services() {
         spawn "nova-$s" "$VENV/bin/nova-$s" --config-file "$e/nova/nova.conf"
     done
     # The netns driver is imported from devstack/ itself.
-    spawn nova-compute env PYTHONPATH="$REPO/devstack" "$VENV/bin/nova-compute" --config-file "$e/nova/nova.conf"
+    # Hosts reach Keystone and Swift at the same address as the machine (relayed into each namespace).
+    spawn nova-compute env PYTHONPATH="$REPO/devstack" DATAOPS_NETNS_RELAY="$IP:5000,8080" \
+        "$VENV/bin/nova-compute" --config-file "$e/nova/nova.conf"
 }
 
 wait_apis() { # every API answers below 500, or fail with the log tail of the first one that does not

@@ -80,3 +80,15 @@ class ClusterNotFound(DataopsError):
     """No cluster under the given name."""
 
     exit_code = 14
+
+
+class EndpointNotFound(DataopsError):
+    """No inference endpoint under the given name."""
+
+    exit_code = 15
+
+
+class DeployFailed(DataopsError):
+    """A rollout stopped: the message names the node and why; the version served before keeps serving."""
+
+    exit_code = 16

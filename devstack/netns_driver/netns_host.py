@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,8 @@ class NetnsHost:
         bridge: The bridge the host is plugged into.
         state_dir: Directory holding the host's private /opt, /etc overlay, sshd config and keys.
         authorized_key: The public key sshd accepts for root.
+        relay: (loopback address, ports) of the machine to make reachable inside the host at the same address
+            (the cloud's API endpoints), or None.
     """
 
     name: str
@@ -120,6 +123,7 @@ class NetnsHost:
     bridge: Bridge
     state_dir: Path
     authorized_key: str
+    relay: tuple[str, tuple[int, ...]] | None = None
     sshd: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -144,8 +148,21 @@ class NetnsHost:
         _run(*ns, "ip", "link", "set", "lo", "up")
         self._prepare_state()
         assert_routed_through_bridge(self.address, self.bridge.name)
+        if self.relay:
+            self._start_relay()
         self._start_sshd()
         self._wait_for_sshd(sshd_timeout)
+
+    def _start_relay(self) -> None:
+        address, ports = self.relay
+        log = open(self.state_dir / "relay.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netns_driver.relay", self.namespace, address, *map(str, ports)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
+        log.close()
+        (self.state_dir / "relay.pid").write_text(str(process.pid))
 
     def _prepare_state(self) -> None:
         for sub in ("opt", "etc.upper", "etc.work", "ssh"):
@@ -218,6 +235,12 @@ class NetnsHost:
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
+                pass
+        relay_pid = self.state_dir / "relay.pid"
+        if relay_pid.exists():
+            try:
+                os.killpg(int(relay_pid.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
                 pass
         if self.sshd is not None:
             try:

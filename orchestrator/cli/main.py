@@ -45,7 +45,7 @@ def version() -> None:
 
 
 def _register_groups() -> None:
-    from orchestrator.cli import artifacts, cluster, model, predict, run, serve
+    from orchestrator.cli import artifacts, cluster, deploy, model, predict, run, serve
 
     run.register(app)
     model.register(app)
@@ -53,6 +53,7 @@ def _register_groups() -> None:
     serve.register(app)
     artifacts.register(app)
     cluster.register(app)
+    deploy.register(app)
 
 
 _register_groups()

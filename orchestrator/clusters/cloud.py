@@ -74,6 +74,9 @@ class ClusterCloud(Protocol):
     def create_keypair(self, name: str, public_key: str, cluster: str) -> None:
         """Import a public key as a Nova key pair."""
 
+    def list_tagged(self, tag_prefix: str, owner: str | None) -> list[Leftover]:
+        """Ports tagged ``<tag_prefix><owner>`` (any owner when None) and their floating IPs."""
+
     def list_leftovers(self, cluster: str | None) -> list[Leftover]:
         """Resources tagged with ``cluster`` (any dataops cluster when None) that still exist."""
 

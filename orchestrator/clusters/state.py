@@ -49,17 +49,7 @@ class ClusterState:
 
     def ensure_ssh_key(self) -> str:
         """Create the cluster's SSH key pair unless present; return the OpenSSH public key."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        public = self.ssh_key.with_suffix(".pub")
-        if not self.ssh_key.exists():
-            key = ed25519.Ed25519PrivateKey.generate()
-            private_bytes = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
-            public_bytes = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-            _atomic_write(self.ssh_key, private_bytes, 0o600)
-            _atomic_write(public, public_bytes + f" dataops-{self.name}\n".encode(), 0o644)
-        return public.read_text().strip()
+        return ensure_ssh_key(self.ssh_key, f"dataops-{self.name}")
 
     def save(self, spec: ClusterSpec, **fields) -> None:
         """Write the cluster's spec and bookkeeping fields (created_at, last_used, outputs) atomically."""
@@ -80,6 +70,21 @@ class ClusterState:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def ensure_ssh_key(path: Path, comment: str) -> str:
+    """Create an ed25519 key pair at ``path`` (and ``path.pub``) unless present; return the OpenSSH public key."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    public = path.with_suffix(".pub")
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        private_bytes = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        public_bytes = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        _atomic_write(path, private_bytes, 0o600)
+        _atomic_write(public, public_bytes + f" {comment}\n".encode(), 0o644)
+    return public.read_text().strip()
 
 
 def cluster_state(name: str) -> ClusterState:

@@ -126,15 +126,22 @@ class OpenStackClusterCloud:
         with cloud_errors("cannot list cluster resources"):
             for key in self.conn.compute.keypairs():
                 owner = key.name.removeprefix("dataops-")
-                if key.name.startswith("dataops-") and (cluster is None or owner == cluster):
+                if key.name.startswith("dataops-") and not key.name.startswith("dataops-endpoint-") and (
+                        cluster is None or owner == cluster):
                     leftovers.append(Leftover("keypair", key.name, owner))
-            ports = self.conn.network.ports(tags=[cluster_tag(cluster)]) if cluster else self.conn.network.ports()
+            leftovers += self.list_tagged(CLUSTER_TAG_PREFIX, cluster)
+        return leftovers
+
+    def list_tagged(self, tag_prefix, owner):
+        leftovers = []
+        with cloud_errors("cannot list tagged ports"):
+            ports = self.conn.network.ports(tags=[f"{tag_prefix}{owner}"]) if owner else self.conn.network.ports()
             for port in ports:
-                owner = next((t.removeprefix(CLUSTER_TAG_PREFIX) for t in port.tags or [] if t.startswith(CLUSTER_TAG_PREFIX)), None)
-                if owner:
+                found = next((t.removeprefix(tag_prefix) for t in port.tags or [] if t.startswith(tag_prefix)), None)
+                if found:
                     for fip in self.conn.network.ips(port_id=port.id):
-                        leftovers.append(Leftover("floating_ip", fip.id, owner))
-                    leftovers.append(Leftover("port", port.id, owner))
+                        leftovers.append(Leftover("floating_ip", fip.id, found))
+                    leftovers.append(Leftover("port", port.id, found))
         return leftovers
 
     def delete_leftover(self, leftover):

@@ -1,0 +1,203 @@
+"""Inference endpoint use cases: deploy a registered model (stack, then node-by-node rollout), roll back, undeploy,
+and read an endpoint's live state."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
+from orchestrator.ansible.playbook import run_playbook
+from orchestrator.artifacts.store import MANIFEST, ArtifactStore
+from orchestrator.clusters.cloud import ClusterCloud, Leftover
+from orchestrator.clusters.provision import Progress
+from orchestrator.deploy.server_package import server_wheelhouse
+from orchestrator.deploy.spec import EndpointSpec
+from orchestrator.deploy.state import EndpointState, endpoint_state, now
+from orchestrator.errors import CloudError, ConfigurationFailed, DataopsError, DeployFailed
+from orchestrator.registry.models import PREFIX, ModelRegistry
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
+INFERENCE_TEMPLATE = TEMPLATES / "inference.yaml"
+ENDPOINT_TAG_PREFIX = "dataops-endpoint="
+# Long enough for the slowest node of a rollout to fetch its files; the URLs are never logged.
+TEMP_URL_SECONDS = 3600
+
+
+def stack_name(endpoint: str) -> str:
+    return f"endpoint-{endpoint}"
+
+
+def keypair_name(endpoint: str) -> str:
+    return f"dataops-endpoint-{endpoint}"
+
+
+def _model_entry(store: ArtifactStore, name: str, version: int) -> dict:
+    """What a node needs to fetch one model version: short-lived URLs and the registry's sha256s."""
+    if not hasattr(store, "temp_url"):
+        raise DataopsError(
+            f"deploying needs a Swift store (--store swift://CONTAINER): inference servers fetch models through "
+            f"TempURLs, and {store.uri} cannot make them"
+        )
+    key = f"{PREFIX}/{name}/{version}"
+    files = json.loads(store.get_bytes(f"{key}/{MANIFEST}"))["files"]
+    return {
+        "name": name, "version": version,
+        "model_url": store.temp_url(f"{key}/model.onnx", TEMP_URL_SECONDS),
+        "model_sha256": files["model.onnx"]["sha256"],
+        "card_url": store.temp_url(f"{key}/model_card.json", TEMP_URL_SECONDS),
+        "card_sha256": files["model_card.json"]["sha256"],
+    }
+
+
+def _ensure_stack(spec: EndpointSpec, state: EndpointState, cloud: ClusterCloud, progress: Progress,
+                  timeout_s: float) -> dict:
+    """Create the endpoint's stack the first time, update it when the node count changed; return its outputs."""
+    stack = stack_name(spec.name)
+    parameters = spec.heat_parameters(keypair_name(spec.name))
+    existing = cloud.find_stack(stack)
+    if existing is None:
+        progress.on_step(f"Creating key pair and stack {stack}")
+        try:
+            cloud.create_keypair(keypair_name(spec.name), state.ensure_ssh_key(), spec.name)
+            cloud.create_stack(stack, INFERENCE_TEMPLATE, [], parameters, tags=["dataops", f"{ENDPOINT_TAG_PREFIX}{spec.name}"])
+            cloud.wait_stack(stack, "CREATE", progress.on_stack_event, timeout_s)
+        except DataopsError:
+            progress.on_step("Stack failed: deleting it and everything tagged with the endpoint")
+            undeploy(spec.name, cloud, timeout_s)
+            raise
+    elif state.exists() and state.spec() != spec:
+        progress.on_step(f"Updating stack {stack}")
+        cloud.update_stack(stack, INFERENCE_TEMPLATE, [], parameters)
+        cloud.wait_stack(stack, "UPDATE", progress.on_stack_event, timeout_s)
+    return cloud.stack_outputs(stack)
+
+
+def deploy(
+    ref: str,
+    spec: EndpointSpec,
+    store: ArtifactStore,
+    cloud: ClusterCloud,
+    progress: Progress | None = None,
+    configure: Callable = run_playbook,
+    wheelhouse_dir: Path | None = None,
+    stack_timeout_s: float = 1800,
+) -> dict:
+    """Deploy model ``ref`` to endpoint ``spec.name``, one node at a time, and record the deploy.
+
+    Each node fetches the new version (checked against the registry's sha256), loads it beside the one it serves,
+    and switches only once the version reproduces its model card's examples. The first node that fails stops the
+    rollout and is put back on the previous version; the other nodes were never touched.
+
+    Returns:
+        The deploy record (who, when, model, version, run, nodes, seconds).
+
+    Raises:
+        DeployFailed: a node refused the version; the message names the node and the reason.
+        DataopsError: the model or the stack could not be resolved or created.
+    """
+    progress = progress or Progress()
+    started = time.monotonic()
+    registry = ModelRegistry(store)
+    name, version = registry.resolve(ref)
+    card = registry.card(f"{name}:{version}")
+    # Before anything is created: the store must be able to hand nodes the model.
+    models = [_model_entry(store, name, version)]
+    state = endpoint_state(spec.name)
+    token = state.ensure_token()
+    state.ensure_ssh_key()
+    previous = state.serving()
+    outputs = _ensure_stack(spec, state, cloud, progress, stack_timeout_s)
+    state.save(spec=spec.model_dump(mode="json"), outputs=outputs, store=store.uri)
+    nodes = [Node(str(n["name"]), "inference", str(n["address"])) for n in outputs.get("nodes") or []]
+    if not nodes:
+        raise CloudError(f"stack {stack_name(spec.name)} has no nodes in its outputs")
+    wheelhouse, packages = server_wheelhouse(wheelhouse_dir or Path.home() / ".cache" / "dataops" / "server-wheelhouse")
+    inventory = build_inventory(nodes, SshAccess(private_key=state.ssh_key, user=spec.ssh_user))
+    common = {"common_python_packages": packages, "common_wheelhouse": str(wheelhouse), "onnx_server_token": token,
+              "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
+              "onnx_server_device": "cuda" if spec.gpu else "cpu"}
+    entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
+             "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}
+    for node in nodes:
+        progress.on_step(f"Rolling {name}:{version} out to {node.name}")
+        try:
+            configure("inference.yml", inventory, {**common, "onnx_server_models": models},
+                      limit=node.name, on_event=progress.on_task)
+        except ConfigurationFailed as exc:
+            if previous:
+                progress.on_step(f"{node.name} refused {name}:{version}: putting it back on {previous['version']}")
+                configure("inference.yml", inventory,
+                          {**common, "onnx_server_models": [_model_entry(store, previous["model"], previous["version"])]},
+                          limit=node.name, on_event=progress.on_task)
+            state.save(history=state.history() + [{**entry, "status": "failed", "failed_on": node.name}])
+            kept = f"{previous['model']}:{previous['version']} keeps serving" if previous else "nothing was serving"
+            raise DeployFailed(f"deploy of {name}:{version} to {spec.name} stopped on {node.name}: {exc}\n{kept}") from exc
+    entry.update(status="succeeded", seconds=round(time.monotonic() - started, 1))
+    state.save(history=state.history() + [entry])
+    return entry
+
+
+def rollback(endpoint: str, store: ArtifactStore, cloud: ClusterCloud, **kwargs) -> dict:
+    """Deploy again the version the endpoint served before its current one.
+
+    Raises:
+        EndpointNotFound: no such endpoint.
+        DataopsError: the endpoint has no earlier version.
+    """
+    state = endpoint_state(endpoint)
+    done = [e for e in state.load().get("history", []) if e["status"] == "succeeded"]
+    current = done[-1] if done else None
+    earlier = [e for e in done if current and (e["model"], e["version"]) != (current["model"], current["version"])]
+    if not earlier:
+        raise DataopsError(f"endpoint {endpoint} has no earlier version to roll back to")
+    target = earlier[-1]
+    return deploy(f"{target['model']}:{target['version']}", state.spec(), store, cloud, **kwargs)
+
+
+def undeploy(endpoint: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -> list[Leftover]:
+    """Delete the endpoint's stack, key pair and anything still tagged with it, then its local state. Idempotent."""
+    cloud.delete_stack(stack_name(endpoint), stack_timeout_s)
+    swept = [Leftover("keypair", keypair_name(endpoint), endpoint)]
+    swept += cloud.list_tagged(ENDPOINT_TAG_PREFIX, endpoint)
+    for leftover in swept:
+        cloud.delete_leftover(leftover)
+    endpoint_state(endpoint).remove()
+    return swept[1:]
+
+
+def node_status(url: str, token: str, model: str) -> dict:
+    """A node's live state: ready, the versions of ``model`` it serves, requests answered so far."""
+    headers = {"Authorization": f"Bearer {token}"}
+    status = {"url": url, "ready": False, "versions": [], "requests": None}
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5) as response:
+            status["ready"] = response.status == 200
+        request = urllib.request.Request(f"{url}/v2/models/{model}", headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status["versions"] = json.loads(response.read()).get("versions", [])
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/metrics", headers=headers), timeout=5) as response:
+            status["requests"] = sum(
+                float(line.rsplit(" ", 1)[1]) for line in response.read().decode().splitlines()
+                if line.startswith("dataops_serving_requests_total{") and f'model="{model}"' in line)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        status["error"] = str(exc)
+    return status
+
+
+def endpoint_status(endpoint: str) -> dict:
+    """The endpoint's record with each node's live state."""
+    state = endpoint_state(endpoint)
+    record = state.load()
+    serving = state.serving()
+    token = state.ensure_token() if state.token_file.exists() else ""
+    nodes = []
+    for url in record.get("outputs", {}).get("endpoint_urls") or []:
+        nodes.append(node_status(url, token, serving["model"]) if serving else {"url": url})
+    return {"name": endpoint, "serving": serving, "nodes": nodes, "history": record.get("history", [])}
+

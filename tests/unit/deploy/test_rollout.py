@@ -1,0 +1,145 @@
+"""Deploys roll a registered model out node by node and record who deployed which version from which run; a node
+that refuses a version stops the rollout and goes back to the version it served; rollback serves the previous
+version again; undeploy leaves nothing and can be repeated. The cloud and the playbook runs are faked here (the
+integration tests run them for real)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.artifacts.local import LocalStore
+from orchestrator.clusters.cloud import Leftover, StackEvent, StackSummary
+from orchestrator.deploy import rollout
+from orchestrator.deploy.spec import EndpointSpec
+from orchestrator.deploy.state import endpoint_state
+from orchestrator.errors import ConfigurationFailed, DataopsError, DeployFailed
+from orchestrator.registry import ModelRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+from tiny_models import build_model_folder  # noqa: E402
+
+
+class TempUrlStore(LocalStore):
+    """A local store that can hand out (fake) TempURLs, as the Swift store does."""
+
+    def temp_url(self, key, expires_in, method="GET"):
+        assert self.exists(key)
+        return f"https://swift.test/{key}?temp_url_sig=x"
+
+
+class EndpointCloud:
+    def __init__(self):
+        self.stacks, self.keypairs = {}, set()
+        self.ports = {"p1": "dataops-endpoint=web", "p2": "dataops-endpoint=other"}
+
+    def create_stack(self, name, template, environment_files, parameters, tags):
+        assert template.name == "inference.yaml"
+        self.stacks[name] = dict(parameters)
+
+    def update_stack(self, name, template, environment_files, parameters):
+        self.stacks[name] = dict(parameters)
+
+    def wait_stack(self, name, action, on_event, timeout_s):
+        on_event(StackEvent(name, f"{action}_COMPLETE"))
+
+    def stack_outputs(self, name):
+        count = int(self.stacks[name]["node_count"])
+        nodes = [{"name": f"web-{i}", "address": f"10.43.0.{10 + i}"} for i in range(count)]
+        return {"nodes": nodes, "endpoint_urls": [f"http://{n['address']}:8000" for n in nodes]}
+
+    def find_stack(self, name):
+        return StackSummary(name, "CREATE_COMPLETE") if name in self.stacks else None
+
+    def delete_stack(self, name, timeout_s):
+        self.stacks.pop(name, None)
+
+    def create_keypair(self, name, public_key, cluster):
+        self.keypairs.add(name)
+
+    def list_tagged(self, tag_prefix, owner):
+        return [Leftover("port", p, owner) for p, tag in self.ports.items() if tag == f"{tag_prefix}{owner}"]
+
+    def delete_leftover(self, leftover):
+        if leftover.kind == "keypair":
+            self.keypairs.discard(leftover.id)
+        else:
+            self.ports.pop(leftover.id, None)
+
+
+class Playbooks:
+    """Records each run (node, versions); refuses the versions listed in ``refuse``."""
+
+    def __init__(self, refuse=()):
+        self.runs, self.refuse = [], set(refuse)
+
+    def __call__(self, playbook, inventory, extravars, limit=None, on_event=None):
+        versions = [m["version"] for m in extravars["onnx_server_models"]]
+        self.runs.append((limit, versions))
+        if set(versions) & self.refuse:
+            raise ConfigurationFailed(f"{limit}: task 'Load the changed models' failed: example output 'label' differs")
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
+    monkeypatch.setattr(rollout, "server_wheelhouse", lambda folder: (folder, ["dataops-inference-server==0.1.0"]))
+    store = TempUrlStore(tmp_path / "store")
+    registry = ModelRegistry(store)
+    for seed in (0, 1):
+        registry.register(build_model_folder(tmp_path / f"m{seed}", name="web", seed=seed), "web")
+    spec = EndpointSpec(name="web", image="img", flavor="cpu", nodes=2, operator_cidr="127.0.0.1/32",
+                        client_cidr="10.0.0.0/8")
+    return store, EndpointCloud(), spec
+
+
+def test_a_deploy_rolls_out_node_by_node_and_records_who_what_and_when(setup):
+    store, cloud, spec = setup
+    playbooks = Playbooks()
+    record = rollout.deploy("web:1", spec, store, cloud, configure=playbooks, wheelhouse_dir=Path("/wh"))
+    assert playbooks.runs == [("web-0", [1]), ("web-1", [1])]
+    assert cloud.keypairs == {"dataops-endpoint-web"} and "endpoint-web" in cloud.stacks
+    assert record["status"] == "succeeded" and record["deployed_by"] and record["deployed_at"]
+    assert endpoint_state("web").serving()["version"] == 1
+
+
+def test_a_node_refusing_the_new_version_stops_the_rollout_and_goes_back(setup):
+    store, cloud, spec = setup
+    rollout.deploy("web:1", spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    playbooks = Playbooks(refuse={2})
+    with pytest.raises(DeployFailed, match="stopped on web-0.*example output 'label' differs") as failure:
+        rollout.deploy("web:2", spec, store, cloud, configure=playbooks, wheelhouse_dir=Path("/wh"))
+    assert "web:1 keeps serving" in str(failure.value)
+    assert playbooks.runs == [("web-0", [2]), ("web-0", [1])], "web-1 is never touched"
+    history = endpoint_state("web").history()
+    assert [(h["version"], h["status"]) for h in history] == [(1, "succeeded"), (2, "failed")]
+    assert endpoint_state("web").serving()["version"] == 1
+
+
+def test_rollback_serves_the_previous_version_again(setup):
+    store, cloud, spec = setup
+    for ref in ("web:1", "web:2"):
+        rollout.deploy(ref, spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    playbooks = Playbooks()
+    assert rollout.rollback("web", store, cloud, configure=playbooks, wheelhouse_dir=Path("/wh"))["version"] == 1
+    assert playbooks.runs == [("web-0", [1]), ("web-1", [1])]
+
+
+def test_a_store_without_temp_urls_is_refused_naming_the_option(setup, tmp_path):
+    _, cloud, spec = setup
+    local = LocalStore(tmp_path / "store")
+    with pytest.raises(DataopsError, match="--store swift://"):
+        rollout.deploy("web:1", spec, local, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    assert cloud.stacks == {} and cloud.keypairs == set(), "nothing is created"
+
+
+def test_undeploy_removes_stack_key_tagged_ports_and_state_and_can_be_repeated(setup):
+    store, cloud, spec = setup
+    rollout.deploy("web:1", spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    swept = rollout.undeploy("web", cloud)
+    assert [s.id for s in swept] == ["p1"]
+    assert cloud.stacks == {} and cloud.keypairs == set() and cloud.ports == {"p2": "dataops-endpoint=other"}
+    assert not endpoint_state("web").exists()
+    assert rollout.undeploy("web", cloud) == []

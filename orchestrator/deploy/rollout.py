@@ -117,7 +117,8 @@ def deploy(
     nodes = [Node(str(n["name"]), "inference", str(n["address"])) for n in outputs.get("nodes") or []]
     if not nodes:
         raise CloudError(f"stack {stack_name(spec.name)} has no nodes in its outputs")
-    wheelhouse, packages = server_wheelhouse(wheelhouse_dir or Path.home() / ".cache" / "dataops" / "server-wheelhouse")
+    wheelhouse, packages = server_wheelhouse(
+        wheelhouse_dir or Path.home() / ".cache" / "dataops" / "server-wheelhouse", gpu=spec.gpu)
     inventory = build_inventory(nodes, SshAccess(private_key=state.ssh_key, user=spec.ssh_user))
     common = {"common_python_packages": packages, "common_wheelhouse": str(wheelhouse), "onnx_server_token": token,
               "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,

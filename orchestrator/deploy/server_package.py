@@ -75,8 +75,12 @@ def build_server_wheel(destination: Path) -> Path:
     return wheel
 
 
-def server_wheelhouse(destination: Path) -> tuple[Path, list[str]]:
+def server_wheelhouse(destination: Path, gpu: bool = False) -> tuple[Path, list[str]]:
     """A wheelhouse holding the server's wheel and its pinned dependencies, and the requirements to install.
+
+    Args:
+        destination: the wheelhouse directory (wheels already there are reused).
+        gpu: nodes with a GPU get onnxruntime-gpu (same version), which brings the CUDA execution provider.
 
     Returns:
         (the wheelhouse directory, the pinned requirement strings an inference node installs).
@@ -84,6 +88,8 @@ def server_wheelhouse(destination: Path) -> tuple[Path, list[str]]:
     from orchestrator.clusters.wheelhouse import build_wheelhouse
 
     requirements = server_requirements()
+    if gpu:
+        requirements = [r.replace("onnxruntime==", "onnxruntime-gpu==") for r in requirements]
     build_wheelhouse(requirements, destination)
     build_server_wheel(destination)
     return destination, [f"{DISTRIBUTION}=={__version__}", *requirements]

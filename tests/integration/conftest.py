@@ -56,3 +56,15 @@ def other_cloud():
 def unique_name():
     """A name no other test run uses, so runs against a shared cloud never collide."""
     return f"dataops-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def netns_compute(cloud):
+    """Require a cloud whose servers are real namespace hosts (the CI control plane run as root)."""
+    admin = _connect_or_skip(os.environ.get("OS_CLOUD_ADMIN", "dataops-ci-admin"))
+    if "netns" not in {h.hypervisor_type for h in admin.compute.hypervisors(details=True)}:
+        reason = "the cloud's compute driver is not the netns driver (devstack/controlplane.sh up, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return cloud

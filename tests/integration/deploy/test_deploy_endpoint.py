@@ -1,0 +1,166 @@
+"""A registered model in production on the CI control plane, with real hosts behind the endpoint's servers: deploy
+to a 2-node endpoint, query it with tritonclient, deploy a second version while a client keeps sending requests
+(none fails), refuse a version that does not reproduce its card (the served one stays), roll back, undeploy, and
+nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import openstack.exceptions
+import pytest
+
+from orchestrator.ansible.playbook import run_playbook
+from orchestrator.artifacts.swift import SEGMENT_SUFFIX, SwiftStore
+from orchestrator.deploy import rollout
+from orchestrator.deploy.spec import EndpointSpec
+from orchestrator.deploy.state import endpoint_state
+from orchestrator.errors import DeployFailed
+from orchestrator.registry import ModelRegistry
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "devstack"))
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "serving"))
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet  # noqa: E402
+from tiny_models import CATEGORICAL, build_model_folder  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.openstack]
+
+FLAVOR = os.environ.get("DATAOPS_TEST_FLAVOR", "dataops.cpu.small")
+IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
+MODEL = "flights-delay"
+
+
+@pytest.fixture()
+def store(netns_compute, unique_name, tmp_path):
+    store = SwiftStore(unique_name, "registry", conn=netns_compute, cache_dir=tmp_path / "cache")
+    yield store
+    for container in (unique_name, unique_name + SEGMENT_SUFFIX):
+        try:
+            for obj in list(netns_compute.object_store.objects(container)):
+                netns_compute.object_store.delete_object(obj, container=container, ignore_missing=True)
+        except openstack.exceptions.NotFoundException:
+            continue
+        netns_compute.object_store.delete_container(container, ignore_missing=True)
+
+
+def _register(store: SwiftStore, tmp_path: Path) -> None:
+    """Versions 1 and 2 of the model, and a version 3 whose card records outputs the model does not give."""
+    registry = ModelRegistry(store)
+    for seed in (0, 1):
+        registry.register(build_model_folder(tmp_path / f"v{seed}", name=MODEL, seed=seed), MODEL)
+    broken = build_model_folder(tmp_path / "broken", name=MODEL, seed=2)
+    card = json.loads((broken / "model_card.json").read_text())
+    card["examples"]["outputs"]["label"] = [1 - v for v in card["examples"]["outputs"]["label"]]
+    (broken / "model_card.json").write_text(json.dumps(card))
+    assert registry.register(broken, MODEL) == (3, True)
+
+
+class RouteChecked:
+    """Runs the playbook only once every host address is checked to route through the endpoint network's bridge."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def __call__(self, playbook, inventory, extravars, **kwargs):
+        bridge = bridge_name(endpoint_state(self.endpoint).load()["outputs"]["network_id"])
+        for group in inventory["all"]["children"].values():
+            for host in group["hosts"].values():
+                assert_routed_through_bridge(host["ansible_host"], bridge)
+        return run_playbook(playbook, inventory, extravars, **kwargs)
+
+
+def _infer(url: str, token: str, card_inputs: list[dict]) -> tuple[str, np.ndarray]:
+    import tritonclient.http as triton
+
+    inputs = []
+    for column, value in card_inputs[0].items():
+        categorical = column in CATEGORICAL
+        values = np.array([[value]], dtype=object if categorical else np.float32)
+        tensor = triton.InferInput(column, [1, 1], "BYTES" if categorical else "FP32")
+        tensor.set_data_from_numpy(values)
+        inputs.append(tensor)
+    with triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=10) as client:
+        result = client.infer(MODEL, inputs, headers={"Authorization": f"Bearer {token}"})
+        return result.get_response()["model_version"], result.as_numpy("label")
+
+
+class SteadyClient(threading.Thread):
+    """Sends requests to every node in turn until stopped; counts answers and failures."""
+
+    def __init__(self, urls, token, card_inputs):
+        super().__init__(daemon=True)
+        self.urls, self.token, self.card_inputs = urls, token, card_inputs
+        self.answered, self.failures, self.versions = 0, [], set()
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            for url in self.urls:
+                try:
+                    version, _ = _infer(url, self.token, self.card_inputs)
+                    self.answered += 1
+                    self.versions.add(version)
+                except Exception as exc:  # every failure is counted and shown
+                    self.failures.append(f"{url}: {exc}")
+
+
+def test_a_model_goes_to_production_switches_versions_without_failures_rolls_back_and_leaves_nothing(
+        netns_compute, store, tmp_path, monkeypatch):
+    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
+
+    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
+    _register(store, tmp_path)
+    cloud = OpenStackClusterCloud(netns_compute)
+    name = f"ep{uuid.uuid4().hex[:6]}"
+    subnet = free_subnet()
+    spec = EndpointSpec(name=name, image=IMAGE, flavor=FLAVOR, nodes=2, network={"cidr": str(subnet)},
+                        operator_cidr=f"{subnet.network_address + 1}/32", client_cidr=str(subnet))
+    wheelhouse = tmp_path.parent.parent / "dataops-server-wheelhouse"
+    configure = RouteChecked(name)
+    conn = netns_compute
+    try:
+        rollout.deploy(MODEL + ":1", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
+        state = endpoint_state(name)
+        urls, token = state.load()["outputs"]["endpoint_urls"], state.ensure_token()
+        card_inputs = ModelRegistry(store).card(MODEL + ":2")["examples"]["inputs"]
+        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["1", "1"]
+
+        client = SteadyClient(urls, token, card_inputs)
+        client.start()
+        started = time.monotonic()
+        record = rollout.deploy(MODEL + ":2", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
+        switch_seconds = time.monotonic() - started
+        time.sleep(1)
+        client.stopping.set()
+        client.join(30)
+        print(f"\nswitch to version 2: {switch_seconds:.1f} s, {client.answered} requests answered during it, "
+              f"{len(client.failures)} failed")
+        assert client.failures == [] and client.answered > 0
+        assert record["status"] == "succeeded" and client.versions == {"1", "2"}
+        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["2", "2"]
+
+        with pytest.raises(DeployFailed, match="example output 'label'"):
+            rollout.deploy(MODEL + ":3", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
+        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["2", "2"]
+
+        rollout.rollback(name, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
+        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["1", "1"]
+    finally:
+        server_ids = [s.id for s in conn.compute.servers() if s.name.startswith(name)]
+        rollout.undeploy(name, cloud)
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert [s.name for s in conn.compute.servers() if s.name.startswith(name)] == []
+    assert list(conn.network.ports(tags=[f"dataops-endpoint={name}"])) == []
+    assert [g.name for g in conn.network.security_groups() if g.name.startswith(name)] == []
+    assert [k.name for k in conn.compute.keypairs() if k.name == rollout.keypair_name(name)] == []
+    assert [i for i in server_ids if f"dataops-{i.replace('-', '')[:10]}" in namespaces] == []
+    assert rollout.undeploy(name, cloud) == []

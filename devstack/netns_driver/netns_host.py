@@ -222,7 +222,7 @@ class NetnsHost:
         while time.monotonic() < deadline:
             if self.sshd.poll() is not None:
                 raise NetnsError(f"sshd of {self.name} exited: {(self.state_dir / 'sshd.log').read_text()[-500:]}")
-            probe = _run("ip", "netns", "exec", self.namespace, "ss", "-Htln", f"sport = :22", check=False)
+            probe = _run("ip", "netns", "exec", self.namespace, "ss", "-Htln", "sport = :22", check=False)
             if probe.stdout.strip():
                 return
             time.sleep(0.1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import openstack.exceptions
 from openstack.orchestration.util import template_utils
 
-from orchestrator.clusters.cloud import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary, cluster_tag
+from orchestrator.clusters.cloud import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary
 from orchestrator.errors import CloudError
 from orchestrator.openstack.connection import cloud_errors
 

@@ -68,3 +68,20 @@ def netns_compute(cloud):
             pytest.fail(reason)
         pytest.skip(reason)
     return cloud
+
+
+@pytest.fixture()
+def swift_container(cloud, unique_name):
+    """A container name no other run uses; the container and its segments container are emptied and deleted after."""
+    import openstack.exceptions
+
+    from orchestrator.artifacts.swift import SEGMENT_SUFFIX
+
+    yield unique_name
+    for container in (unique_name, unique_name + SEGMENT_SUFFIX):
+        try:
+            for obj in list(cloud.object_store.objects(container)):
+                cloud.object_store.delete_object(obj, container=container, ignore_missing=True)
+        except openstack.exceptions.NotFoundException:
+            continue
+        cloud.object_store.delete_container(container, ignore_missing=True)

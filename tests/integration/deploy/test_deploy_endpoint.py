@@ -15,11 +15,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import openstack.exceptions
 import pytest
 
 from orchestrator.ansible.playbook import run_playbook
-from orchestrator.artifacts.swift import SEGMENT_SUFFIX, SwiftStore
+from orchestrator.artifacts.swift import SwiftStore
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import endpoint_state
@@ -40,16 +39,8 @@ MODEL = "flights-delay"
 
 
 @pytest.fixture()
-def store(netns_compute, unique_name, tmp_path):
-    store = SwiftStore(unique_name, "registry", conn=netns_compute, cache_dir=tmp_path / "cache")
-    yield store
-    for container in (unique_name, unique_name + SEGMENT_SUFFIX):
-        try:
-            for obj in list(netns_compute.object_store.objects(container)):
-                netns_compute.object_store.delete_object(obj, container=container, ignore_missing=True)
-        except openstack.exceptions.NotFoundException:
-            continue
-        netns_compute.object_store.delete_container(container, ignore_missing=True)
+def store(netns_compute, swift_container, tmp_path):
+    return SwiftStore(swift_container, "registry", conn=netns_compute, cache_dir=tmp_path / "cache")
 
 
 def _register(store: SwiftStore, tmp_path: Path) -> None:

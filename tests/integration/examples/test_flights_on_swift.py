@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import openstack.exceptions
 import pytest
 
-from orchestrator.artifacts.swift import SEGMENT_SUFFIX, SwiftStore
+from orchestrator.artifacts.swift import SwiftStore
 from orchestrator.registry import ModelRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
@@ -25,19 +24,8 @@ def dataops(*args: str, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
-@pytest.fixture()
-def container(cloud, unique_name):
-    yield unique_name
-    for name in (unique_name, unique_name + SEGMENT_SUFFIX):
-        try:
-            for obj in list(cloud.object_store.objects(name)):
-                cloud.object_store.delete_object(obj, container=name, ignore_missing=True)
-        except openstack.exceptions.NotFoundException:
-            continue
-        cloud.object_store.delete_container(name, ignore_missing=True)
-
-
-def test_dataops_run_with_a_swift_store_keeps_cache_runs_and_registry_in_the_container(flights_dir, container, cloud):
+def test_dataops_run_with_a_swift_store_keeps_cache_runs_and_registry_in_the_container(flights_dir, swift_container, cloud):
+    container = swift_container
     store_url = f"swift://{container}/flights"
     first = dataops("run", "pipeline.yaml", "--store", store_url, cwd=flights_dir)
     assert first.returncode == 0, first.stderr[-3000:]

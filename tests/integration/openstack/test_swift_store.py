@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 
-import openstack.exceptions
 import pytest
 import requests
 
@@ -25,18 +24,10 @@ MIB = 1 << 20
 
 
 @pytest.fixture()
-def store(cloud, unique_name, tmp_path):
+def store(cloud, swift_container, tmp_path):
     """A store on a fresh container; the container and its segments are removed afterwards."""
-    store = SwiftStore(unique_name, "proj", conn=cloud, cache_dir=tmp_path / "cache",
-                       segment_size=1 * MIB, segment_threshold=2 * MIB, workers=3)
-    yield store
-    for container in (unique_name, unique_name + SEGMENT_SUFFIX):
-        try:
-            for obj in list(cloud.object_store.objects(container)):
-                cloud.object_store.delete_object(obj, container=container, ignore_missing=True)
-        except openstack.exceptions.NotFoundException:
-            continue
-        cloud.object_store.delete_container(container, ignore_missing=True)
+    return SwiftStore(swift_container, "proj", conn=cloud, cache_dir=tmp_path / "cache",
+                      segment_size=1 * MIB, segment_threshold=2 * MIB, workers=3)
 
 
 def _random_file(path, size):

@@ -21,6 +21,8 @@ CONTROL_PLANE_CLOUDS = Path(__file__).resolve().parents[2] / "devstack" / ".stat
 
 if "OS_CLIENT_CONFIG_FILE" not in os.environ and CONTROL_PLANE_CLOUDS.is_file():
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(CONTROL_PLANE_CLOUDS)
+# Commands the tests run (the dataops CLI) find the same cloud as the fixtures.
+os.environ.setdefault("OS_CLOUD", "dataops-ci")
 
 
 def _connect_or_skip(name: str):

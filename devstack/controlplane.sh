@@ -432,7 +432,8 @@ stop_one() { # NAME: SIGTERM to its process group, SIGKILL after 30 s
 remove_netns_hosts() { # namespace hosts of servers never deleted: gone with the control plane, as their bridges
     local hosts=$STATE/data/nova/netns-hosts
     [[ -d $hosts ]] || return 0
-    PYTHONPATH="$REPO/devstack" python3 -m netns_driver.cleanup "$hosts" || log "some namespace hosts could not be removed"
+    PYTHONPATH="$REPO/devstack" python3 -m netns_driver.cleanup "$hosts" >>"$STATE/logs/netns-cleanup.out" 2>&1 ||
+        { tail_logs netns-cleanup; log "some namespace hosts could not be removed"; }
 }
 
 cmd_down() {

@@ -15,14 +15,20 @@ def remove_hosts(root: Path) -> int:
     """Delete the hosts recorded under ``root`` and their bridges; return how many hosts were removed."""
     bridges: dict[str, Bridge] = {}
     removed = 0
+    failures = []
     for record in sorted(root.glob("*/host.json")):
-        saved = json.loads(record.read_text())
-        bridge = bridges.setdefault(saved["bridge"], Bridge(saved["bridge"], ipaddress.ip_network(saved["cidr"])))
-        NetnsHost(name=saved["name"], address=saved["address"], bridge=bridge, state_dir=record.parent,
-                  authorized_key="").delete()
-        removed += 1
+        try:
+            saved = json.loads(record.read_text())
+            bridge = bridges.setdefault(saved["bridge"], Bridge(saved["bridge"], ipaddress.ip_network(saved["cidr"])))
+            NetnsHost(name=saved["name"], address=saved["address"], bridge=bridge, state_dir=record.parent,
+                      authorized_key="").delete()
+            removed += 1
+        except Exception as exc:  # one broken record must not keep the others running
+            failures.append(f"{record.parent.name}: {exc}")
     for bridge in bridges.values():
         bridge.delete()
+    if failures:
+        raise RuntimeError("could not remove: " + "; ".join(failures))
     return removed
 
 

@@ -84,6 +84,20 @@ def _infer(url: str, token: str, card_inputs: list[dict]) -> tuple[str, np.ndarr
         return result.get_response()["model_version"], result.as_numpy("label")
 
 
+def _row_valid_for(*cards: dict) -> list[dict]:
+    """One record inside every card's training ranges and allowed values, so each version accepts it."""
+    row = {}
+    for spec in cards[0]["inputs"]:
+        column = spec["name"]
+        specs = [next(i for i in card["inputs"] if i["name"] == column) for card in cards]
+        if "allowed" in spec:
+            row[column] = sorted(set.intersection(*(set(s["allowed"]) for s in specs)))[0]
+        else:
+            low, high = max(s["min"] for s in specs), min(s["max"] for s in specs)
+            row[column] = (low + high) / 2
+    return [row]
+
+
 class SteadyClient(threading.Thread):
     """Sends requests to every node in turn until stopped; counts answers and failures."""
 
@@ -122,7 +136,8 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
         rollout.deploy(MODEL + ":1", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
         state = endpoint_state(name)
         urls, token = state.load()["outputs"]["endpoint_urls"], state.ensure_token()
-        card_inputs = ModelRegistry(store).card(MODEL + ":2")["examples"]["inputs"]
+        registry = ModelRegistry(store)
+        card_inputs = _row_valid_for(*(registry.card(f"{MODEL}:{v}") for v in (1, 2)))
         assert [_infer(url, token, card_inputs)[0] for url in urls] == ["1", "1"]
 
         client = SteadyClient(urls, token, card_inputs)

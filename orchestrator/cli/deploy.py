@@ -93,10 +93,10 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
     if as_json:
         emit_json(status)
         return
-    table = Table("node", "ready", "versions", "requests")
+    table = Table("node", "ready", "versions", "requests", "requests/s")
     for node in status["nodes"]:
         table.add_row(node["url"], str(node.get("ready", "?")), ",".join(node.get("versions", [])),
-                      str(node.get("requests", "?")))
+                      str(node.get("requests", "?")), str(node.get("requests_per_s", "?")))
     out.print(table)
     history = Table("deployed at", "by", "model", "run", "status")
     for entry in status["history"]:

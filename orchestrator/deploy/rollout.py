@@ -172,20 +172,28 @@ def undeploy(endpoint: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -
     return swept[1:]
 
 
-def node_status(url: str, token: str, model: str) -> dict:
-    """A node's live state: ready, the versions of ``model`` it serves, requests answered so far."""
+def _requests_answered(url: str, headers: dict, model: str) -> float:
+    request = urllib.request.Request(f"{url}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in response.read().decode().splitlines()
+                   if line.startswith("dataops_serving_requests_total{") and f'model="{model}"' in line)
+
+
+def node_status(url: str, token: str, model: str, sample_seconds: float = 1.0) -> dict:
+    """A node's live state: ready, the versions of ``model`` it serves, requests answered and their rate per second
+    (two readings of its metrics, ``sample_seconds`` apart)."""
     headers = {"Authorization": f"Bearer {token}"}
-    status = {"url": url, "ready": False, "versions": [], "requests": None}
+    status = {"url": url, "ready": False, "versions": [], "requests": None, "requests_per_s": None}
     try:
         with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5) as response:
             status["ready"] = response.status == 200
         request = urllib.request.Request(f"{url}/v2/models/{model}", headers=headers)
         with urllib.request.urlopen(request, timeout=5) as response:
             status["versions"] = json.loads(response.read()).get("versions", [])
-        with urllib.request.urlopen(urllib.request.Request(f"{url}/metrics", headers=headers), timeout=5) as response:
-            status["requests"] = sum(
-                float(line.rsplit(" ", 1)[1]) for line in response.read().decode().splitlines()
-                if line.startswith("dataops_serving_requests_total{") and f'model="{model}"' in line)
+        first, started = _requests_answered(url, headers, model), time.monotonic()
+        time.sleep(sample_seconds)
+        status["requests"] = _requests_answered(url, headers, model)
+        status["requests_per_s"] = round((status["requests"] - first) / (time.monotonic() - started), 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         status["error"] = str(exc)
     return status

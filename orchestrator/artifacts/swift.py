@@ -85,6 +85,8 @@ class SwiftStore:
         self._containers_ready: set[str] = set()
         self._segments_exist: bool | None = None
         self._lock = threading.Lock()
+        self._secret: str | None = None
+        self._secret_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> "SwiftStore":
@@ -445,15 +447,23 @@ class SwiftStore:
 
     # --- datasets --------------------------------------------------------------------------------
 
-    def put_dataset(self, key: str, folder: Path) -> ArtifactInfo:
+    def put_dataset(self, key: str, folder: Path, written: dict[str, dict] | None = None) -> ArtifactInfo:
+        """Publish ``folder`` under ``key``, manifest last.
+
+        ``written`` lists files already uploaded under ``key`` by others (cluster workers through a TempURL), as
+        ``{relative path: {"size", "sha256"}}``; they join the manifest without being sent again.
+        """
         folder = Path(folder)
         manifest = build_manifest(folder)
+        local = set(manifest["files"])
+        manifest["files"].update(written or {})
         digest = manifest_digest(manifest)
         size = sum(f["size"] for f in manifest["files"].values())
         if self._head(f"{self._name(key)}/{MANIFEST}") is not None:
             # Content-addressed keys: a complete dataset already there has this content.
             return ArtifactInfo(key, digest, size)
-        for rel, meta in manifest["files"].items():
+        for rel in sorted(local):
+            meta = manifest["files"][rel]
             info = self.put_file(f"{key}/{rel}", folder / rel)
             if info.sha256 != meta["sha256"]:
                 raise ArtifactError(f"dataset {key!r}: {rel} changed while it was uploaded")
@@ -496,28 +506,53 @@ class SwiftStore:
 
     # --- sharing ---------------------------------------------------------------------------------
 
-    def temp_url(self, key: str, expires_in: int, method: str = "GET") -> str:
+    def temp_url(self, key: str, expires_in: int, method: str = "GET", *, prefix: bool = False,
+                 check: bool = True) -> str:
         """A URL granting ``method`` on one artifact for ``expires_in`` seconds, without credentials.
 
         The signing key is a random container key (X-Container-Meta-Temp-URL-Key), created on first use.
 
+        Args:
+            key: the artifact; with ``prefix``, a folder whose every object the URL grants (append ``/NAME``
+                to the URL's path to name one; the query string stays the same).
+            expires_in: seconds the URL stays valid.
+            method: GET (which also allows HEAD) or PUT.
+            prefix: sign the folder ``key/`` instead of one object.
+            check: for a single-object GET, fail now if the object does not exist.
+
         Raises:
-            ArtifactNotFound: no blob under ``key``.
+            ArtifactNotFound: ``check`` and no blob under ``key``.
         """
         name = self._name(key)
-        if self._head(name) is None:
+        if check and method == "GET" and not prefix and self._head(name) is None:
             raise ArtifactNotFound(f"no artifact {key!r} in {self.uri}")
-        container_url = self._url(self.container)
-        head = self._request("HEAD", container_url, ok=(200, 204))
-        secret = head.headers.get("X-Container-Meta-Temp-Url-Key")
-        if not secret:
-            secret = secrets.token_hex(32)
-            self._request("POST", container_url, ok=(204,), headers={"X-Container-Meta-Temp-URL-Key": secret})
         endpoint = urlparse(self.conn.object_store.get_endpoint())
         path = f"{endpoint.path.rstrip('/')}/{self._url(self.container, name)}"
         expires = int(time.time()) + int(expires_in)
-        signature = hmac.new(secret.encode(), f"{method}\n{expires}\n{path}".encode(), hashlib.sha256).hexdigest()
-        return f"{endpoint.scheme}://{endpoint.netloc}{path}?temp_url_sig={signature}&temp_url_expires={expires}"
+        signed = f"prefix:{path}/" if prefix else path
+        signature = hmac.new(self._temp_url_secret().encode(), f"{method}\n{expires}\n{signed}".encode(),
+                             hashlib.sha256).hexdigest()
+        query = f"temp_url_sig={signature}&temp_url_expires={expires}"
+        if prefix:
+            # First: readers such as dask strip a trailing "/" from a path, which would cut the prefix's.
+            query = f"temp_url_prefix={quote(name + '/', safe='/')}&{query}"
+        return f"{endpoint.scheme}://{endpoint.netloc}{path}?{query}"
+
+    def _temp_url_secret(self) -> str:
+        # Its own lock: two threads each setting a new key would invalidate the URLs signed with the first.
+        with self._secret_lock:
+            if self._secret is None:
+                container_url = self._url(self.container)
+                head = self._request("HEAD", container_url, ok=(200, 204, 404))
+                if head.status_code == 404:
+                    self._ensure_container(self.container)
+                    head = self._request("HEAD", container_url, ok=(200, 204))
+                secret = head.headers.get("X-Container-Meta-Temp-Url-Key")
+                if not secret:
+                    secret = secrets.token_hex(32)
+                    self._request("POST", container_url, ok=(204,), headers={"X-Container-Meta-Temp-URL-Key": secret})
+                self._secret = secret
+            return self._secret
 
 
 class _SizedReader(io.RawIOBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,11 +12,16 @@ from distributed import Client
 from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.pipeline.isolation import PartitionView
 from orchestrator.pipeline.spec import PipelineSpec
+from orchestrator.pipeline.stage_data import StageData
 
 
 @dataclass
 class StageContext:
-    """One stage's view of the run. Post-split stages reach partitions only through ``partitions``."""
+    """One stage's view of the run. Post-split stages reach partitions only through ``partitions``.
+
+    Data goes through ``data`` (upstream outputs named by ``locations``); ``inputs`` opens an upstream output as a
+    local folder, for the files a stage reads itself (a fitted model).
+    """
 
     name: str
     spec: PipelineSpec
@@ -24,7 +30,9 @@ class StageContext:
     client: Client
     store: ArtifactStore
     run_id: str
-    inputs: dict[str, Path] = field(default_factory=dict)
+    data: StageData | None = None
+    locations: dict[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, Path] = field(default_factory=dict)
     upstream: dict[str, dict] = field(default_factory=dict)
     source_frames: dict[str, dd.DataFrame] = field(default_factory=dict)
     partitions: PartitionView | None = None

@@ -1,17 +1,14 @@
 """The data stages: ingest (read, validate, quarantine, clean), blend, features and split, as Dask graphs.
 
-Each stage writes its output as Parquet into the context's scratch folder and returns its metadata; the runner
-publishes the folder into the content-addressed cache.
+Each stage writes its output as Parquet through the context's ``data`` (a scratch folder, or the object store
+directly from the workers) and returns its metadata; the runner publishes it into the content-addressed cache.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import dask
 import dask.dataframe as dd
-import pyarrow.parquet as pq
 
 from orchestrator.errors import SourceError, SpecError
 from orchestrator.pipeline.blend import join_frames
@@ -26,17 +23,8 @@ DATA = "data"
 QUARANTINE = "quarantine"
 
 
-def parquet_rows(folder: Path) -> int:
-    """Row count of a Parquet folder, read from the footers only."""
-    return sum(pq.read_metadata(path).num_rows for path in sorted(folder.glob("*.parquet")))
-
-
-def _write(frame: dd.DataFrame, folder: Path):
-    return frame.to_parquet(folder, write_index=False, compute=False, write_metadata_file=False)
-
-
 def read_output(ctx: StageContext, stage: str, part: str = DATA) -> dd.DataFrame:
-    return dd.read_parquet(ctx.inputs[stage] / part)
+    return ctx.data.read(ctx.locations[stage], part)
 
 
 def ingest(ctx: StageContext, source_name: str) -> dict:
@@ -50,7 +38,6 @@ def ingest(ctx: StageContext, source_name: str) -> dict:
             f"source {source_name!r} ({source.location}): validation names columns {missing} that the data does not "
             f"have; its columns are {list(frame.columns)}"
         )
-    out = ctx.out_dir
     if rules:
         meta = check_partition(frame._meta, rules)
         checked = frame.map_partitions(check_partition, rules, meta=meta)
@@ -58,12 +45,12 @@ def ingest(ctx: StageContext, source_name: str) -> dict:
         bad = checked[checked[REASON].notnull()]
         good = apply_steps(good, source.steps, ctx.base_dir, f"sources.{source_name}.steps")
         # One pass over the source: the read is shared by both writes and the row count.
-        _, _, rows_in = dask.compute(_write(good, out / DATA), _write(bad, out / QUARANTINE), frame.shape[0])
+        rows_in, = ctx.data.save({DATA: good, QUARANTINE: bad}, frame.shape[0])
     else:
         cleaned = apply_steps(frame, source.steps, ctx.base_dir, f"sources.{source_name}.steps")
-        _, rows_in = dask.compute(_write(cleaned, out / DATA), frame.shape[0])
-    bad_rows = parquet_rows(out / QUARANTINE) if rules else 0
-    rows_out = parquet_rows(out / DATA)
+        rows_in, = ctx.data.save({DATA: cleaned}, frame.shape[0])
+    bad_rows = ctx.data.rows(QUARANTINE) if rules else 0
+    rows_out = ctx.data.rows(DATA)
     meta = {"rows_in": int(rows_in), "rows_out": rows_out, "quarantined": bad_rows}
     limit = source.validation.max_bad_fraction if source.validation else 1.0
     if rows_in and bad_rows / rows_in > limit:
@@ -87,15 +74,15 @@ def blend(ctx: StageContext) -> dict:
         for join in spec.blend.joins:
             right = read_output(ctx, f"ingest.{join.source}")
             frame = join_frames(frame, right, join, ctx.upstream[f"ingest.{join.source}"]["rows_out"])
-    dask.compute(_write(frame, ctx.out_dir / DATA))
-    return {"rows_in": rows_in, "rows_out": parquet_rows(ctx.out_dir / DATA)}
+    ctx.data.save({DATA: frame})
+    return {"rows_in": rows_in, "rows_out": ctx.data.rows(DATA)}
 
 
 def features(ctx: StageContext) -> dict:
     """Derive the model's features on the blended frame."""
     frame = apply_steps(read_output(ctx, "blend"), ctx.spec.features, ctx.base_dir, "features")
-    dask.compute(_write(frame, ctx.out_dir / DATA))
-    return {"rows_in": ctx.upstream["blend"]["rows_out"], "rows_out": parquet_rows(ctx.out_dir / DATA)}
+    ctx.data.save({DATA: frame})
+    return {"rows_in": ctx.upstream["blend"]["rows_out"], "rows_out": ctx.data.rows(DATA)}
 
 
 def split(ctx: StageContext) -> dict:
@@ -107,13 +94,10 @@ def split(ctx: StageContext) -> dict:
             raise SpecError(f"split: column {column!r} is not in the features output; columns are {list(frame.columns)}")
     meta = label_partition(frame._meta_nonempty, spec).iloc[:0]
     labelled = frame.map_partitions(label_partition, spec, meta=meta)
-    writes = [
-        _write(labelled[labelled[PARTITION] == name].drop(columns=[PARTITION]), ctx.out_dir / name)
-        for name in PARTITIONS
-    ]
+    writes = {name: labelled[labelled[PARTITION] == name].drop(columns=[PARTITION]) for name in PARTITIONS}
     hash_meta = row_hashes(meta, spec.key_columns)
     hashes = labelled.map_partitions(row_hashes, spec.key_columns, meta=hash_meta)
-    *_, collected = dask.compute(*writes, hashes)
+    collected, = ctx.data.save(writes, hashes)
     summary = check_disjoint(collected, spec.key_columns)
     (ctx.out_dir / "partitions.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     return {"rows_in": ctx.upstream["features"]["rows_out"], "rows_out": sum(p["rows"] for p in summary.values()),

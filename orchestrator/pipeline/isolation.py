@@ -9,7 +9,7 @@ Two guarantees:
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 import dask.dataframe as dd
 import numpy as np
@@ -96,10 +96,11 @@ def check_disjoint(hashes: pd.DataFrame, key_columns: list[str]) -> dict[str, di
 class PartitionView:
     """The only door from a stage to the split data: it opens on the declared partitions and no other."""
 
-    def __init__(self, stage: str, allowed: tuple[str, ...], split_dir: Path, summary: dict[str, dict]):
+    def __init__(self, stage: str, allowed: tuple[str, ...], read: Callable[[str], dd.DataFrame],
+                 summary: dict[str, dict]):
         self.stage = stage
         self.allowed = allowed
-        self._split_dir = split_dir
+        self._read = read
         self._summary = summary
         self.reads: dict[str, dict] = {}
 
@@ -114,7 +115,7 @@ class PartitionView:
         """The partition as a lazy Dask DataFrame (recorded as read)."""
         self._check(name)
         self.reads[name] = dict(self._summary[name])
-        return dd.read_parquet(self._split_dir / name)
+        return self._read(name)
 
     def pandas(self, name: str) -> pd.DataFrame:
         """The partition collected into one pandas DataFrame (recorded as read)."""

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 
-import dask
 import joblib
 
 from orchestrator.pipeline.context import StageContext
-from orchestrator.pipeline.data_stages import parquet_rows
 
 MODEL_FILE = "model.joblib"
 MODEL_DIR = "model"
@@ -83,7 +81,5 @@ def score(ctx: StageContext) -> dict:
 
     serve = ctx.partitions.frame("serve")
     scored = score_dataframe(ctx.inputs["export"] / MODEL_DIR, serve)
-    dask.compute(scored.to_parquet(ctx.out_dir / "predictions", write_index=False, compute=False,
-                                   write_metadata_file=False))
-    rows = parquet_rows(ctx.out_dir / "predictions")
-    return {"rows_in": ctx.partitions.reads["serve"]["rows"], "rows_out": rows}
+    ctx.data.save({"predictions": scored})
+    return {"rows_in": ctx.partitions.reads["serve"]["rows"], "rows_out": ctx.data.rows("predictions")}

@@ -23,6 +23,7 @@ from orchestrator.pipeline.context import StageContext
 from orchestrator.pipeline.graph import Stage, build_graph
 from orchestrator.pipeline.isolation import PartitionView
 from orchestrator.pipeline.spec import LoadedPipeline
+from orchestrator.pipeline.stage_data import DatasetFolders, StageData, stage_data
 
 StageEvent = Callable[[str, str, dict], None]
 
@@ -50,16 +51,25 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 
 
 @dataclass
+class SourceFiles:
+    """A source's files on this machine, their sha256s, and one fingerprint of them all."""
+
+    paths: list[Path]
+    sha256s: list[str]
+    fingerprint: str
+
+
+@dataclass
 class RunResult:
     run_id: str
     record: dict
 
 
-def _published_meta(store: ArtifactStore, location: str) -> tuple[dict, str, Path]:
-    path = store.dataset_path(location)
-    meta = json.loads((path / STAGE_META).read_text())
-    digest = manifest_digest(json.loads((path / MANIFEST).read_text()))
-    return meta, digest, path
+def _published_meta(store: ArtifactStore, location: str) -> tuple[dict, str]:
+    # Only the two small files: a cached stage's data stays where it is until a later stage reads it.
+    meta = json.loads(store.get_bytes(f"{location}/{STAGE_META}"))
+    digest = manifest_digest(json.loads(store.get_bytes(f"{location}/{MANIFEST}")))
+    return meta, digest
 
 
 def run_pipeline(
@@ -100,7 +110,7 @@ def run_pipeline(
     }
     save_record(store, record)
     keys: dict[str, str] = {}
-    paths: dict[str, Path] = {}
+    locations: dict[str, str] = {}
     metas: dict[str, dict] = {}
     scratch: list[Path] = []
     started = time.perf_counter()
@@ -109,14 +119,14 @@ def run_pipeline(
         for stage in build_graph(pipeline):
             inputs = {dep: keys[dep] for dep in stage.depends}
             if stage.name.startswith("ingest."):
-                inputs["data"] = source_inputs[stage.name.removeprefix("ingest.")][1]
+                inputs["data"] = source_inputs[stage.name.removeprefix("ingest.")].fingerprint
             key = stage_key(stage.name, stage.config, stage.code, inputs)
             keys[stage.name] = key
             location = cache_location(stage.name, key)
             entry = {"key": key, "inputs": inputs, "reads": {}}
             t0 = time.perf_counter()
             if stage.cached and store.exists(location):
-                meta, digest, path = _published_meta(store, location)
+                meta, digest = _published_meta(store, location)
                 entry["status"] = "cached"
                 notify(stage.name, "cached", meta)
             else:
@@ -125,7 +135,8 @@ def run_pipeline(
                     stage_hook(stage.name)
                 out_dir = store.scratch_dir()
                 scratch.append(out_dir)
-                ctx = _context(stage, pipeline, store, client, run_id, out_dir, paths, metas, source_inputs)
+                data = stage_data(store, out_dir, location)
+                ctx = _context(stage, pipeline, store, data, client, run_id, out_dir, locations, metas, source_inputs)
                 ctx.on_progress = on_progress
                 try:
                     meta = stage.run(ctx)
@@ -137,11 +148,10 @@ def run_pipeline(
                     meta["reads"] = ctx.partitions.reads
                 meta["key"] = key
                 if failure := meta.get("failed"):
-                    _keep_quarantine(store, run_id, stage.name, out_dir, record)
+                    _keep_quarantine(data, run_id, stage.name, record)
                     raise ValidationFailed(failure + f"; quarantined rows with reasons: {record['artifacts'][-1]['key']}")
                 (out_dir / STAGE_META).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-                info = store.put_dataset(location, out_dir)
-                digest, path = info.sha256, store.dataset_path(location)
+                digest = data.publish(location).sha256
                 entry["status"] = "ran"
                 notify(stage.name, "done", meta)
             entry.update(
@@ -155,7 +165,7 @@ def run_pipeline(
                           "best_params", "best_score"):
                 if extra in meta:
                     entry[extra] = meta[extra]
-            paths[stage.name], metas[stage.name] = path, meta
+            locations[stage.name], metas[stage.name] = location, meta
             record["stages"][stage.name] = entry
             record["artifacts"].append({"name": stage.name, "key": location, "sha256": digest})
             if "metrics" in meta:
@@ -178,18 +188,18 @@ def run_pipeline(
     return RunResult(run_id, record)
 
 
-def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore) -> dict[str, tuple[list[Path], str]]:
+def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore) -> dict[str, SourceFiles]:
     found = {}
     for name, source in pipeline.spec.sources.items():
         files = source_io.resolve_files(source, pipeline.base_dir, store)
-        found[name] = (files, source_io.fingerprint_files(files, store))
+        sha256s = source_io.file_sha256s(files, store)
+        found[name] = SourceFiles(files, sha256s, source_io.fingerprint_files(files, sha256s))
     return found
 
 
-def _context(stage: Stage, pipeline, store, client, run_id, out_dir, paths, metas, source_inputs) -> StageContext:
-    split_path = paths.get("split")
-    # Stages after the split get the partitions only through the view, never the split folder itself.
-    inputs = {dep: paths[dep] for dep in stage.depends if dep != "split"}
+def _context(stage: Stage, pipeline, store, data, client, run_id, out_dir, locations, metas, source_inputs) -> StageContext:
+    # Stages after the split get the partitions only through the view, never the split itself.
+    upstream = {dep: locations[dep] for dep in stage.depends if dep != "split"}
     ctx = StageContext(
         name=stage.name,
         spec=pipeline.spec,
@@ -198,20 +208,25 @@ def _context(stage: Stage, pipeline, store, client, run_id, out_dir, paths, meta
         client=client,
         store=store,
         run_id=run_id,
-        inputs=inputs,
+        data=data,
+        locations=upstream,
+        inputs=DatasetFolders(store, upstream),
         upstream={dep: metas[dep] for dep in stage.depends},
     )
     if stage.name.startswith("ingest."):
         name = stage.name.removeprefix("ingest.")
-        ctx.source_frames[name] = source_io.read_source(pipeline.spec.sources[name], source_inputs[name][0])
+        files = source_inputs[name]
+        ctx.source_frames[name] = source_io.read_source(pipeline.spec.sources[name], files.paths,
+                                                        data.source_paths(files.paths, files.sha256s))
     if stage.reads:
-        ctx.partitions = PartitionView(stage.name, stage.reads, split_path, metas["split"]["partitions"])
+        split = locations["split"]
+        ctx.partitions = PartitionView(stage.name, stage.reads, lambda part: data.read(split, part),
+                                       metas["split"]["partitions"])
     return ctx
 
 
-def _keep_quarantine(store: ArtifactStore, run_id: str, stage: str, out_dir: Path, record: dict) -> None:
+def _keep_quarantine(data: StageData, run_id: str, stage: str, record: dict) -> None:
     """A failed validation still publishes its quarantined rows, so the user can see why."""
-    folder = out_dir / "quarantine"
     key = f"runs/{run_id}/quarantine/{stage.removeprefix('ingest.')}"
-    info = store.put_dataset(key, folder)
+    info = data.publish_part("quarantine", key)
     record["artifacts"].append({"name": f"{stage}.quarantine", "key": key, "sha256": info.sha256})

@@ -69,11 +69,11 @@ def _download(url: str, store: ArtifactStore) -> Path:
     return dest
 
 
-def fingerprint_files(files: list[Path], store: ArtifactStore) -> str:
-    """sha256 over the files' contents, memoised by (path, size, mtime) so unchanged inputs are not re-read."""
+def file_sha256s(files: list[Path], store: ArtifactStore) -> list[str]:
+    """sha256 of each file's content, memoised by (path, size, mtime) so unchanged inputs are not re-read."""
     memo_dir = store.scratch_dir().parent / "fingerprints"
     memo_dir.mkdir(exist_ok=True)
-    digest = hashlib.sha256()
+    hashes = []
     for path in files:
         stat = path.stat()
         memo = memo_dir / hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
@@ -82,12 +82,20 @@ def fingerprint_files(files: list[Path], store: ArtifactStore) -> str:
         else:
             file_hash = sha256_of_file(path)
             memo.write_text(file_hash)
+        hashes.append(file_hash)
+    return hashes
+
+
+def fingerprint_files(files: list[Path], sha256s: list[str]) -> str:
+    """One sha256 over the files' names and contents."""
+    digest = hashlib.sha256()
+    for path, file_hash in zip(files, sha256s):
         digest.update(json.dumps([path.name, file_hash]).encode())
     return digest.hexdigest()
 
 
-def read_source(source: Source, files: list[Path]) -> dd.DataFrame:
-    """A lazy Dask DataFrame over the source's files.
+def read_source(source: Source, files: list[Path], locations: list[str] | None = None) -> dd.DataFrame:
+    """A lazy Dask DataFrame over the source's files, read from ``locations`` (URLs of the same files) when given.
 
     Columns with a declared type are read as strings so that a malformed value becomes a quarantined row with a reason,
     instead of a failed read.
@@ -99,11 +107,14 @@ def read_source(source: Source, files: list[Path]) -> dd.DataFrame:
         for name, rule in (source.validation.columns.items() if source.validation else [])
         if rule.type
     }
-    paths = [str(p) for p in files]
+    paths = locations or [str(p) for p in files]
+    # A URL's query string hides the file's suffix: compression is told from the file's own name.
+    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}.get(files[0].suffix) if files else None
     try:
         if fmt == "csv":
-            compressed = any(p.endswith((".zip", ".gz", ".bz2", ".xz")) for p in paths)
-            options.setdefault("blocksize", None if compressed else BLOCKSIZE)
+            options.setdefault("blocksize", None if compression else BLOCKSIZE)
+            if compression:
+                options.setdefault("compression", compression)
             if source.columns:
                 options.setdefault("usecols", source.columns)
             options["dtype"] = {**typed, **options.get("dtype", {})}
@@ -111,7 +122,9 @@ def read_source(source: Source, files: list[Path]) -> dd.DataFrame:
             return dd.read_csv(paths, **options)
         if fmt == "parquet":
             return dd.read_parquet(paths if len(paths) > 1 else paths[0], columns=source.columns, **options)
-        options.setdefault("blocksize", 2**26)
+        options.setdefault("blocksize", None if compression else 2**26)
+        if compression:
+            options.setdefault("compression", compression)
         frame = dd.read_json(paths, lines=True, dtype=False, **options)
         return frame[source.columns] if source.columns else frame
     except (ValueError, OSError, KeyError) as exc:

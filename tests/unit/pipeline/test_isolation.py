@@ -18,14 +18,15 @@ def test_training_may_never_read_test_or_serve():
     assert STAGE_READS["evaluate"] == ("test",)
 
 
-def test_a_stage_asking_for_an_undeclared_partition_is_refused(tmp_path):
+def test_a_stage_asking_for_an_undeclared_partition_is_refused():
     summary = {name: {"rows": 0, "fingerprint": "0-0"} for name in ("train", "validation", "test", "serve")}
-    view = PartitionView("train", STAGE_READS["train"], tmp_path, summary)
+    opened = []
+    view = PartitionView("train", STAGE_READS["train"], opened.append, summary)
     with pytest.raises(IsolationViolation, match="stage 'train' may read only the train, validation partition"):
         view.pandas("test")
     with pytest.raises(IsolationViolation):
         view["serve"]
-    assert view.reads == {}
+    assert view.reads == {} and opened == []
 
 
 def test_disjoint_partitions_pass_with_a_fingerprint_each():

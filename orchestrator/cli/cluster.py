@@ -179,6 +179,20 @@ def ssh(
     os.execvp("ssh", argv)
 
 
+@cluster_app.command("wheelhouse")
+def wheelhouse(
+    directory: Path = typer.Argument(..., help="Folder to fill with wheels (reused by later calls)."),
+    python_version: str = typer.Option("3.11", "--python-version", help="Python version of the nodes' image."),
+) -> None:
+    """Download the wheels cluster nodes install (Dask and what pipelines import, pinned to this machine's versions),
+    for 'cluster create --wheelhouse' on clouds whose nodes cannot reach a package index."""
+    from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
+
+    requirements = pinned_requirements()
+    build_wheelhouse(requirements, directory, python_version)
+    err.print(f"{len(list(directory.glob('*.whl')))} wheels in {directory} for {', '.join(requirements)}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``cluster`` command group to the root app."""
     app.add_typer(cluster_app, name="cluster")

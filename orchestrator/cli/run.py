@@ -12,6 +12,7 @@ from rich.table import Table
 from orchestrator.cli.console import emit_json, err, out
 from orchestrator.cli.options import StoreOption
 from orchestrator.config import setting
+from orchestrator.errors import DataopsError
 
 
 
@@ -70,6 +71,9 @@ def run(
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", help="An existing Dask scheduler (tcp://HOST:PORT or tls://HOST:PORT); default: a local cluster."
     ),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", help="Run on a cluster made by 'dataops cluster create' (over TLS; needs a swift:// store)."
+    ),
 ) -> None:
     """Run PIPELINE: ingest, validate, blend, prepare features, split, train, evaluate, export, register."""
     from orchestrator.artifacts.open import open_store
@@ -78,11 +82,26 @@ def run(
 
     loaded = load_pipeline(pipeline)
     artifact_store = open_store(setting("store", store))
+    address, security = setting("scheduler", scheduler) or None, None
+    if cluster:
+        from orchestrator.clusters.connection import scheduler_connection
+
+        if scheduler:
+            raise DataopsError("--cluster and --scheduler name two places to run; give one")
+        if not hasattr(artifact_store, "temp_url"):
+            raise DataopsError(f"a run on cluster {cluster!r} needs an artifact store its nodes reach, not the local "
+                               f"folder {artifact_store.uri}: give --store swift://CONTAINER[/PREFIX]")
+        address, security = scheduler_connection(cluster)
     progress = StageProgress()
-    with dask_client(setting("scheduler", scheduler) or None) as client:
-        err.print(f"pipeline [bold]{loaded.spec.name}[/]  store {artifact_store.uri}")
+    with dask_client(address, security=security) as client:
+        err.print(f"pipeline [bold]{loaded.spec.name}[/]  store {artifact_store.uri}"
+                  + (f"  cluster {cluster}" if cluster else ""))
         err.print(f"dask dashboard: {client.dashboard_link}")
         result = run_pipeline(loaded, artifact_store, client, on_event=progress, on_progress=progress.tuning)
+    if cluster:
+        from orchestrator.clusters.provision import touch_cluster
+
+        touch_cluster(cluster)  # a used cluster's time-to-live starts again
     err.print(f"run [bold]{result.run_id}[/] succeeded in {result.record['elapsed_s']:.1f}s")
     out.print(result.run_id)
 

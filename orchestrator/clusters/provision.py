@@ -14,7 +14,7 @@ from orchestrator.clusters import tls
 from orchestrator.clusters.cloud import ClusterCloud, Leftover, StackEvent, cluster_tag
 from orchestrator.clusters.spec import AccessMode, ClusterSpec, environment_files, heat_parameters, parse_duration
 from orchestrator.clusters.state import ClusterState, cluster_state, known_clusters
-from orchestrator.clusters.wheelhouse import pinned_requirements
+from orchestrator.clusters.wheelhouse import pack_wheelhouse, pinned_requirements
 from orchestrator.errors import CloudError, DataopsError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
@@ -52,7 +52,7 @@ def keypair_name(cluster: str) -> str:
 def _extravars(state: ClusterState, spec: ClusterSpec, scheduler: Node, wheelhouse: Path | None) -> dict:
     return {
         "common_python_packages": pinned_requirements(),
-        "common_wheelhouse": str(wheelhouse) if wheelhouse else "",
+        "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)) if wheelhouse else "",
         "common_tls_source_dir": str(state.tls_dir),
         "dask_worker_scheduler_url": f"tls://{scheduler.address}:{SCHEDULER_PORT}",
         "dask_cuda_worker_as_cpu": bool(spec.gpu_workers and spec.gpu_workers.as_cpu),

@@ -16,6 +16,7 @@ from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.store import MANIFEST, ArtifactStore
 from orchestrator.clusters.cloud import ClusterCloud, Leftover
 from orchestrator.clusters.provision import Progress
+from orchestrator.clusters.wheelhouse import pack_wheelhouse
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
@@ -120,8 +121,8 @@ def deploy(
     wheelhouse, packages = server_wheelhouse(
         wheelhouse_dir or Path.home() / ".cache" / "dataops" / "server-wheelhouse", gpu=spec.gpu)
     inventory = build_inventory(nodes, SshAccess(private_key=state.ssh_key, user=spec.ssh_user))
-    common = {"common_python_packages": packages, "common_wheelhouse": str(wheelhouse), "onnx_server_token": token,
-              "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
+    common = {"common_python_packages": packages, "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
+              "onnx_server_token": token, "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
               "onnx_server_device": "cuda" if spec.gpu else "cpu"}
     entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
              "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}

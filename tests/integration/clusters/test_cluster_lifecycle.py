@@ -1,10 +1,12 @@
 """A Dask cluster's whole life on the CI control plane, with real hosts behind its servers (the netns compute driver):
 create brings up a scheduler, two CPU workers and a GPU-flavor worker configured as CPU, all registered over TLS;
+the flights pipeline run on it with its artifacts in Swift gives the same partitions and metrics as a local run;
 scale to three workers configures exactly the one new node; delete through the CLI leaves no server, port, floating
 IP, security group, key pair, namespace or bridge behind, and deleting again succeeds."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +81,16 @@ def _registered_workers(name: str) -> set[str]:
         return {w["name"] for w in client.scheduler_info()["workers"].values()}
 
 
+def dataops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(DATAOPS), *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _run_record(store: str, cwd: Path) -> dict:
+    return json.loads(dataops("runs", "show", "latest", "--store", store, "--json", cwd=cwd).stdout)
+
+
 def _left_behind(conn, name: str, server_ids: list[str], network_id: str) -> dict:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
@@ -94,7 +106,9 @@ def _left_behind(conn, name: str, server_ids: list[str], network_id: str) -> dic
     }
 
 
-def test_a_cluster_is_created_scaled_and_deleted_without_leftovers(cluster_cloud, clusters_dir, tmp_path_factory):
+def test_a_cluster_is_created_runs_a_pipeline_is_scaled_and_deleted_without_leftovers(
+    cluster_cloud, clusters_dir, tmp_path_factory, flights_dir, swift_container
+):
     name = f"lc{uuid.uuid4().hex[:6]}"
     subnet = free_subnet()
     spec = ClusterSpec.model_validate({
@@ -114,6 +128,20 @@ def test_a_cluster_is_created_scaled_and_deleted_without_leftovers(cluster_cloud
         assert sorted(n.role for n in ready.nodes) == ["gpu_worker", "scheduler", "worker", "worker"]
         assert _registered_workers(name) == {f"{name}-worker-0", f"{name}-worker-1", f"{name}-gpu-worker-0"}
         assert configure.limits == [None]
+
+        on_cluster = f"swift://{swift_container}/on-cluster"
+        used_before = cluster_state(name).load_record()["last_used"]
+        ran = dataops("run", "pipeline.yaml", "--cluster", name, "--store", on_cluster, cwd=flights_dir)
+        assert f"cluster {name}" in ran.stderr
+        dataops("run", "pipeline.yaml", "--store", str(flights_dir / "local-store"), cwd=flights_dir)
+        remote, local = _run_record(on_cluster, flights_dir), _run_record(str(flights_dir / "local-store"), flights_dir)
+        assert remote["status"] == "succeeded" and remote["scheduler"] == ready.scheduler_url
+        # Same stage keys, same partitions (rows and order-independent fingerprints), same model quality.
+        assert {k: v["key"] for k, v in remote["stages"].items()} == {k: v["key"] for k, v in local["stages"].items()}
+        assert remote["stages"]["split"]["partitions"] == local["stages"]["split"]["partitions"]
+        for metric in ("roc_auc", "accuracy", "log_loss"):
+            assert remote["metrics"][metric] == pytest.approx(local["metrics"][metric], abs=1e-6)
+        assert cluster_state(name).load_record()["last_used"] > used_before, "a run restarts the time-to-live"
 
         scaled = provision.scale_cluster(name, cluster_cloud, workers=3, configure=configure, wheelhouse=wheelhouse,
                                          stack_timeout_s=TIMEOUT)

@@ -9,7 +9,7 @@ import pytest
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.clusters import tls
-from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
+from orchestrator.clusters.wheelhouse import NODE_PACKAGES, build_wheelhouse, pack_wheelhouse, pinned_requirements
 from orchestrator.errors import ConfigurationFailed
 
 # Namespace hosts with sshd and full playbook runs: minutes per test; run by `make test-netns`.
@@ -26,12 +26,13 @@ def cluster(netns_hosts, ssh_key, tmp_path_factory):
     for node in nodes:
         tls.issue_certificate(tls_dir, node.name, [node.address])
     client = tls.issue_certificate(tls_dir, tls.CLIENT_NAME)
-    requirements = pinned_requirements()
+    # The roles alone: Dask, without what pipelines need.
+    requirements = pinned_requirements(NODE_PACKAGES)
     wheelhouse = build_wheelhouse(requirements, tmp_path_factory.getbasetemp().parent / "dataops-wheelhouse")
     scheduler = nodes[0]
     extravars = {
         "common_python_packages": requirements,
-        "common_wheelhouse": str(wheelhouse),
+        "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
         "common_tls_source_dir": str(tls_dir),
         "dask_worker_scheduler_url": f"tls://{scheduler.address}:8786",
         "dask_worker_registration_timeout": 60,

@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
 from orchestrator.ansible.playbook import run_playbook
+from orchestrator.clusters.wheelhouse import pack_wheelhouse
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.errors import ConfigurationFailed
 
@@ -59,7 +60,7 @@ def endpoint(netns_hosts, ssh_key, models, tmp_path_factory):
     token = secrets.token_urlsafe(24)
     inventory = build_inventory([Node("test-inference-0", "inference", host.address)], SshAccess(private_key=ssh_key))
     yield {"host": host, "inventory": inventory, "token": token, "base": f"http://{bridge_address}:8765",
-           "extravars": {"common_python_packages": packages, "common_wheelhouse": str(wheelhouse),
+           "extravars": {"common_python_packages": packages, "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
                          "onnx_server_token": token, "onnx_server_port": PORT}}
     files.terminate()
     files.wait()

@@ -85,7 +85,9 @@ class Playbooks:
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
     monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
-    monkeypatch.setattr(rollout, "server_wheelhouse", lambda folder, gpu: (folder, ["dataops-inference-server==0.1.0"]))
+    wheels = tmp_path / "wheelhouse"
+    wheels.mkdir()
+    monkeypatch.setattr(rollout, "server_wheelhouse", lambda folder, gpu: (wheels, ["dataops-inference-server==0.1.0"]))
     store = TempUrlStore(tmp_path / "store")
     registry = ModelRegistry(store)
     for seed in (0, 1):

@@ -1,0 +1,24 @@
+"""How a client reaches a cluster created by ``dataops cluster create``: the scheduler's TLS address from the
+stack's outputs, and the cluster's own client certificate."""
+
+from __future__ import annotations
+
+from orchestrator.clusters import tls
+from orchestrator.clusters.state import cluster_state
+from orchestrator.errors import DataopsError
+
+
+def scheduler_connection(name: str) -> tuple[str, object]:
+    """Return the scheduler URL of cluster ``name`` and a ``distributed.Security`` that requires TLS.
+
+    Raises:
+        ClusterNotFound: No such cluster on this machine.
+        DataopsError: The cluster is not ready (still being created, or its configuration failed).
+    """
+    state = cluster_state(name)
+    record = state.load_record()
+    status = record.get("status")
+    url = record.get("outputs", {}).get("scheduler_url")
+    if status != "ready" or not url:
+        raise DataopsError(f"cluster {name!r} is {status!r}, not ready: see `dataops cluster show {name}`")
+    return url, tls.dask_security(tls.issue_certificate(state.tls_dir, tls.CLIENT_NAME))

@@ -4,6 +4,7 @@ stack's outputs, and the cluster's own client certificate."""
 from __future__ import annotations
 
 from orchestrator.clusters import tls
+from orchestrator.clusters.spec import AccessMode
 from orchestrator.clusters.state import cluster_state
 from orchestrator.errors import DataopsError
 
@@ -21,4 +22,11 @@ def scheduler_connection(name: str) -> tuple[str, object]:
     url = record.get("outputs", {}).get("scheduler_url")
     if status != "ready" or not url:
         raise DataopsError(f"cluster {name!r} is {status!r}, not ready: see `dataops cluster show {name}`")
+    access = state.load_spec().access
+    if access != AccessMode.direct:
+        # Only SSH is open to the operator on such clusters; the scheduler's port is open to members alone.
+        raise DataopsError(
+            f"cluster {name!r} is reached through its scheduler's floating IP (access: {access.value}), which opens "
+            f"only SSH to this machine: run from a machine on the cluster's network, or create it with access: direct"
+        )
     return url, tls.dask_security(tls.issue_certificate(state.tls_dir, tls.CLIENT_NAME))

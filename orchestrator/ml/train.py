@@ -113,12 +113,15 @@ def fit_model(
         ranked = search(spec, pipeline, X_train, y_train, scoring, client=client, on_progress=on_progress)
         finalists = ranked[: spec.tuning.finalists]
         if client is not None:
-            futures = [
-                client.submit(_fit_and_validate, pipeline, c.params, X_train, y_train, X_val, y_val, scoring,
-                              pure=False)
-                for c in finalists
-            ]
-            fitted = client.gather(futures)
+            # Scattered once, not embedded in every task's graph (tens of MB to the scheduler per finalist).
+            # hash=False: fresh keys, apart from the search's scattered copies, which it has just released.
+            shared = client.scatter([X_train, y_train, X_val, y_val], hash=False)
+            futures = [client.submit(_fit_and_validate, pipeline, c.params, *shared, scoring, pure=False)
+                       for c in finalists]
+            try:
+                fitted = client.gather(futures)
+            finally:
+                client.cancel(futures + shared)
         else:
             fitted = [_fit_and_validate(pipeline, c.params, X_train, y_train, X_val, y_val, scoring) for c in finalists]
     except ValueError as exc:

@@ -188,7 +188,8 @@ def ensure_test_projects(conn) -> None:
         )
         user = ensure_user(ident, user_name, password)
         ident.assign_project_role_to_user(project, user, member)
-        conn.set_compute_quotas(project.id, instances=50, cores=100, ram=102400)
+        # Nova's default of 10 members per server group would cap a cluster (one anti-affinity group) at 10 nodes.
+        conn.set_compute_quotas(project.id, instances=50, cores=100, ram=102400, server_group_members=50)
 
 
 def wait_services(conn, since: float) -> None:

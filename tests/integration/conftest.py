@@ -64,9 +64,15 @@ def unique_name():
 
 
 @pytest.fixture(scope="session")
-def netns_compute(cloud):
+def admin_cloud():
+    """The cloud's administrator (``OS_CLOUD_ADMIN``, default ``dataops-ci-admin``), for quotas and hypervisors."""
+    return _connect_or_skip(os.environ.get("OS_CLOUD_ADMIN", "dataops-ci-admin"))
+
+
+@pytest.fixture(scope="session")
+def netns_compute(cloud, admin_cloud):
     """Require a cloud whose servers are real namespace hosts (the CI control plane run as root)."""
-    admin = _connect_or_skip(os.environ.get("OS_CLOUD_ADMIN", "dataops-ci-admin"))
+    admin = admin_cloud
     if "netns" not in {h.hypervisor_type for h in admin.compute.hypervisors(details=True)}:
         reason = "the cloud's compute driver is not the netns driver (devstack/controlplane.sh up, as root)"
         if os.environ.get("CI"):

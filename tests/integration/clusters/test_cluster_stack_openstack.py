@@ -83,3 +83,23 @@ def test_a_stack_with_an_unknown_flavor_fails_naming_the_parameter_and_leaves_no
         provision.create_cluster(spec, cluster_cloud, stack_timeout_s=TIMEOUT)
     assert name in str(failure.value)
     assert _left_behind(cluster_cloud.conn, name) == {k: [] for k in _left_behind(cluster_cloud.conn, name)}
+
+
+def test_a_stack_over_the_instance_quota_fails_naming_the_resource_and_nova_s_reason_and_leaves_nothing(
+    cluster_cloud, admin_cloud, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path))
+    conn = cluster_cloud.conn
+    project = conn.current_project_id
+    name = f"t{uuid.uuid4().hex[:8]}"
+    spec = _spec(name, gpu_workers={"flavor": GPU_FLAVOR, "count": 0})  # three servers
+    quota = admin_cloud.get_compute_quotas(project).instances
+    # Room for two more servers: the third of the cluster is refused by Nova, while Heat is creating the stack.
+    admin_cloud.set_compute_quotas(project, instances=len(list(conn.compute.servers())) + 2)
+    try:
+        with pytest.raises(CloudError, match="Quota exceeded for instances") as failure:
+            provision.create_cluster(spec, cluster_cloud, stack_timeout_s=TIMEOUT)
+    finally:
+        admin_cloud.set_compute_quotas(project, instances=quota)
+    assert name in str(failure.value) and "server" in str(failure.value)
+    assert _left_behind(conn, name) == {k: [] for k in _left_behind(conn, name)}

@@ -28,11 +28,18 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 from urllib.parse import quote, urlparse
 
-from orchestrator.artifacts.store import CHUNK, MANIFEST, ArtifactInfo, build_manifest, manifest_digest, sha256_of_file
+from orchestrator.artifacts.store import (
+    CHUNK,
+    MANIFEST,
+    SHA256_HEADER,
+    ArtifactInfo,
+    build_manifest,
+    manifest_digest,
+    sha256_of_file,
+)
 from orchestrator.errors import ArtifactError, ArtifactNotFound, CloudError, DataopsError
 from orchestrator.openstack import cloud_errors, connect
 
-SHA256_HEADER = "X-Object-Meta-Sha256"
 SEGMENT_SUFFIX = "_segments"
 DEFAULT_SEGMENT_SIZE = 64 << 20
 DEFAULT_THRESHOLD = 128 << 20

@@ -20,6 +20,7 @@ from orchestrator.pipeline.spec import Source
 
 # Big enough to keep per-task overhead small, small enough that two workers share the work.
 BLOCKSIZE = "64MB"
+COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 _TYPED_READ = {"int": "string", "float": "string", "bool": "string", "datetime": "string", "string": "string"}
 
 
@@ -109,7 +110,7 @@ def read_source(source: Source, files: list[Path], locations: list[str] | None =
     }
     paths = locations or [str(p) for p in files]
     # A URL's query string hides the file's suffix: compression is told from the file's own name.
-    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}.get(files[0].suffix) if files else None
+    compression = next((COMPRESSION[f.suffix] for f in files if f.suffix in COMPRESSION), None)
     try:
         if fmt == "csv":
             options.setdefault("blocksize", None if compression else BLOCKSIZE)

@@ -30,13 +30,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 from fsspec.implementations.http import HTTPFileSystem
 
-from orchestrator.artifacts.store import MANIFEST, ArtifactInfo, ArtifactStore
+from orchestrator.artifacts.store import MANIFEST, SHA256_HEADER, ArtifactInfo, ArtifactStore
 from orchestrator.errors import ArtifactError
 
 # Long enough for the slowest stage; a leaked URL grants nothing once it has expired.
 URL_SECONDS = 6 * 3600
 PUT_ATTEMPTS = 4
-SHA256_HEADER = "X-Object-Meta-Sha256"
 _WRITTEN = pd.DataFrame({"rel": pd.Series(dtype=object), "size": pd.Series(dtype="int64"),
                          "sha256": pd.Series(dtype=object), "rows": pd.Series(dtype="int64")})
 
@@ -121,9 +120,13 @@ class ObjectStoreData:
         self.location = location
         self._written: dict[str, dict] = {}
         self._rows: dict[str, int] = {}
+        self._manifests: dict[str, dict] = {}
 
     def read(self, location: str, part: str) -> dd.DataFrame:
-        manifest = json.loads(self.store.get_bytes(f"{location}/{MANIFEST}"))
+        # Stages read several parts of one dataset (train and validation of the split): one manifest fetch.
+        if location not in self._manifests:
+            self._manifests[location] = json.loads(self.store.get_bytes(f"{location}/{MANIFEST}"))
+        manifest = self._manifests[location]
         names = sorted(
             (rel.removeprefix(f"{part}/") for rel in manifest["files"] if rel.startswith(f"{part}/")
              and rel.endswith(".parquet")),

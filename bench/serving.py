@@ -2,14 +2,18 @@
 
     .venv/bin/python bench/serving.py [--rounds 3] [--seconds 10] [--connections 16]
 
-Starts, on free loopback ports, each with one uvicorn worker (uvloop + httptools):
-  * ``hello``      the HTTP floor: a Starlette POST route that reads the body and answers a constant;
-  * ``minimal``    Starlette + onnxruntime: parse one record with orjson, run the session, answer JSON;
-  * ``dataops-v2`` this project's server, V2 JSON ``/infer`` (defaults: access log on, no batching);
+Starts, on free loopback ports, each with the same number of uvicorn workers (uvloop + httptools):
+  * ``hello-asgi``  the HTTP floor of the server's own stack: a bare ASGI app (what the server is written in)
+                    that reads the POST body and answers a constant;
+  * ``hello-starlette`` the floor of ``../shared/notes/baselines.md``: the same on a Starlette route;
+  * ``minimal``     Starlette + onnxruntime: parse one record with orjson, run the session, answer JSON;
+  * ``dataops-v2``  this project's server as it starts by default (access log on, natural micro-batching),
+                    V2 JSON ``/infer``;
   * ``dataops-predict`` the same server's records route;
-  * ``dataops-batched`` the server with micro-batching (max 32 rows, 1 ms);
-  * ``mlflow``     ``mlflow models serve`` of the same random forest, only if an ``mlflow`` command is found
-                   (``MLFLOW_BIN`` or PATH; it lives in its own virtualenv, never in the project's).
+  * ``dataops-unbatched`` the server with micro-batching off (``--max-batch-rows 1``);
+  * ``mlflow``      ``mlflow models serve`` of the same scikit-learn random forest, when an ``mlflow`` command
+                    is found: ``MLFLOW_BIN``, else ``bench/.data/mlflow-venv`` (``--install-mlflow`` makes that
+                    virtualenv; MLflow never enters the project's own).
 Each is driven from another process (wrk when installed, else a Python keep-alive load generator) in
 interleaved rounds; the script prints req/s, p50 and p99 medians and per-round ratios against the goals.
 """
@@ -34,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data" / "serving"
 PYTHON = sys.executable
+MLFLOW_VENV = ROOT / "bench" / ".data" / "mlflow-venv"
 
 NUMERIC = ["dep_hour", "distance", "prev_delay", "taxi_out", "day_of_week"]
 CATEGORICAL = ["carrier", "origin", "dest"]
@@ -104,6 +109,26 @@ def build_model(folder: Path) -> Path:
 
 # ---------------------------------------------------------------- baseline apps (run as child processes)
 
+async def hello_asgi(scope, receive, send):
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        return
+    message = {"more_body": True}
+    while message.get("more_body", False):
+        message = await receive()
+    body = b'{"hello":"world"}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def hello_asgi_app():
+    return hello_asgi
+
+
 def hello_app():
     from starlette.applications import Starlette
     from starlette.responses import Response
@@ -147,7 +172,8 @@ def serve_baseline(name: str, port: int, model_dir: str, workers: int) -> None:
     import uvicorn
 
     os.environ["BENCH_MODEL_DIR"] = model_dir
-    factory = "serving:hello_app" if name == "hello" else "serving:minimal_app_from_env"
+    factory = {"hello-asgi": "serving:hello_asgi_app", "hello-starlette": "serving:hello_app"}.get(
+        name, "serving:minimal_app_from_env")
     uvicorn.run(factory, factory=True, app_dir=str(Path(__file__).parent), host="127.0.0.1", port=port,
                 workers=workers, loop="uvloop", http="httptools", access_log=False, log_level="warning")
 
@@ -279,13 +305,15 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
         targets.append(Target(name, command + ["--port", str(port)] if command[1] == "-m" else command + [str(port)],
                               port, path, body, ready or path))
 
-    add("hello", [PYTHON, __file__, "--serve", "hello", str(model_dir), str(workers)], "/hello", b'{"x":1}')
+    for floor in ("hello-asgi", "hello-starlette"):
+        add(floor, [PYTHON, __file__, "--serve", floor, str(model_dir), str(workers)], "/hello", b'{"x":1}')
     add("minimal", [PYTHON, __file__, "--serve", "minimal", str(model_dir), str(workers)], "/predict", orjson.dumps(ROW))
     add("dataops-v2", dataops, "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
     add("dataops-predict", dataops, "/v2/models/bench-forest/predict", records, "/v2/health/ready")
-    add("dataops-batched", dataops + ["--max-batch-rows", "32", "--max-wait-ms", "1"],
-        "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
-    mlflow = os.environ.get("MLFLOW_BIN") or shutil.which("mlflow")
+    add("dataops-unbatched", dataops + ["--max-batch-rows", "1"], "/v2/models/bench-forest/infer", v2_body,
+        "/v2/health/ready")
+    mlflow = os.environ.get("MLFLOW_BIN") or (str(MLFLOW_VENV / "bin" / "mlflow")
+                                              if (MLFLOW_VENV / "bin" / "mlflow").exists() else None)
     if mlflow:
         mlflow_dir = prepare_mlflow_model(model_dir, Path(mlflow))
         if mlflow_dir:
@@ -297,8 +325,19 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
                                   # its scoring server starts `uvicorn` from PATH: the one of its own virtualenv
                                   env={"PATH": f"{Path(mlflow).parent}{os.pathsep}{os.environ.get('PATH', '')}"}))
     else:
-        print("mlflow: no `mlflow` command found (set MLFLOW_BIN to one in its own virtualenv); skipping that baseline")
+        print("mlflow: no `mlflow` command found (run with --install-mlflow, or set MLFLOW_BIN to one in its own "
+              "virtualenv); skipping that baseline")
     return targets
+
+
+def install_mlflow() -> None:
+    """MLflow in a virtualenv of its own, so that it can never change the project's versions."""
+    if (MLFLOW_VENV / "bin" / "mlflow").exists():
+        return
+    print(f"installing MLflow into {MLFLOW_VENV} (once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+    subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "--quiet", "mlflow", "scikit-learn", "pandas"],
+                   check=True)
 
 
 def prepare_mlflow_model(model_dir: Path, mlflow: Path) -> Path | None:
@@ -333,7 +372,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write raw results here")
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk when installed, else the Python generator")
+    parser.add_argument("--install-mlflow", action="store_true",
+                        help=f"create {MLFLOW_VENV.relative_to(ROOT)} with MLflow first, for the MLflow baseline")
     args = parser.parse_args()
+    if args.install_mlflow and not os.environ.get("MLFLOW_BIN"):
+        install_mlflow()
 
     model_dir = build_model(DATA / "bench-forest")
     targets = build_targets(model_dir, args.workers)
@@ -385,12 +428,12 @@ def report(results: dict[str, list[dict]], args) -> None:
         return median([x["rps"] / y["rps"] for x, y in zip(results[a], results[b])])
 
     print("\n| ratio (median of per-round req/s ratios) | value | goal |\n|---|---|---|")
-    for a, b, goal in [("dataops-v2", "hello", ">= 0.85"), ("dataops-predict", "hello", ">= 0.85"),
-                       ("dataops-batched", "hello", ">= 0.85"), ("dataops-v2", "minimal", ""),
-                       ("dataops-batched", "dataops-v2", ""), ("dataops-v2", "mlflow", ">= 100"),
-                       ("minimal", "hello", "")]:
+    for a, b, goal in [("dataops-v2", "hello-asgi", ">= 0.85"), ("dataops-predict", "hello-asgi", ">= 0.85"),
+                       ("dataops-v2", "hello-starlette", ""), ("dataops-v2", "minimal", ""),
+                       ("dataops-v2", "dataops-unbatched", ""), ("dataops-v2", "mlflow", ">= 100"),
+                       ("minimal", "hello-asgi", ""), ("hello-starlette", "hello-asgi", "")]:
         print(f"| {a} / {b} | {ratio(a, b):.2f} | {goal} |")
-    for name in ("dataops-v2", "dataops-predict", "dataops-batched"):
+    for name in ("dataops-v2", "dataops-predict", "dataops-unbatched"):
         if results.get(name):
             print(f"{name}: p99 median {median([r['p99'] for r in results[name]]):.2f} ms (goal <= 15 ms at "
                   f"{args.connections} connections)")

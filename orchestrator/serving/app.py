@@ -1,34 +1,27 @@
 """The ASGI application: Open Inference Protocol (V2) REST routes, a records route for people, the repository
-extension, health and metrics, behind a thin guard that checks the bearer token, counts and logs every request.
+extension, health and metrics. One object answers every request: it checks the bearer token, routes, answers, and
+counts and logs what it did.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import importlib
 import logging
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from orchestrator import __version__
-from orchestrator.serving import metrics
+from orchestrator.serving import metrics, routing
 from orchestrator.serving.accesslog import AccessLog
+from orchestrator.serving.asgi import Reply, Request, run_lifespan
 from orchestrator.serving.batching import MicroBatcher
 from orchestrator.serving.capture import CaptureSampler, CaptureWriter, FolderCaptureWriter
-from orchestrator.serving.errors import (BadRequest, ModelLoadError, ModelNotFound, PayloadTooLarge, ServingError,
-                                         UnsupportedMediaType)
+from orchestrator.serving.errors import ModelLoadError, ModelNotFound, ServingError
 from orchestrator.serving.model import LoadedModel
 from orchestrator.serving.repository import ModelRepository
 from orchestrator.serving.settings import ServerSettings, read_token
@@ -37,86 +30,23 @@ from orchestrator.serving.tensors import (RANGE_POLICIES, check_values, decode_i
 
 log = logging.getLogger("dataops.serving")
 
-JSON = "application/json"
-_DECODERS = {"identity": None, "gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # zlib wbits per encoding
 SERVER_NAME = "dataops-serving"
 EXTENSIONS = ["binary_tensor_data", "model_repository", "predict_records"]
+_BINARY = b"application/octet-stream"
+_UNAUTHORIZED = Reply(401, orjson.dumps({"error": "missing or invalid bearer token"}),
+                      headers=((b"www-authenticate", b"Bearer"),))
 
 
-def _json(data, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+def _json(data, status: int = 200) -> Reply:
+    return Reply(status, orjson.dumps(data))
 
 
-def _error(status: int, message: str) -> Response:
-    return _json({"error": message}, status)
+def _error(status: int, message: str, headers: tuple = ()) -> Reply:
+    return Reply(status, orjson.dumps({"error": message}), headers=headers)
 
 
-def _label(request: Request, route: str, model: str = "") -> None:
-    """Tell the guard which route and model this request was, for metrics and the access log."""
-    state = request.scope.setdefault("state", {})
-    state["route"] = route
-    if model:
-        state["model"] = model
-
-
-def answers_errors(route: str):
-    """Turn ServingError into its status and any other failure into a logged 500 that never escapes."""
-
-    def wrap(endpoint):
-        @functools.wraps(endpoint)
-        async def wrapped(request: Request) -> Response:
-            _label(request, route, request.path_params.get("name", ""))
-            try:
-                return await endpoint(request)
-            except ServingError as exc:
-                return _error(exc.status, str(exc))
-            except Exception:  # the one place an unexpected failure becomes a 500 (and a logged traceback)
-                log.exception("unexpected failure on %s %s", request.method, request.url.path)
-                return _error(500, "internal error (logged on the server)")
-
-        return wrapped
-
-    return wrap
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body (gzip or deflate encoded bodies are inflated), refusing it as soon as it is known to exceed
-    ``limit`` bytes, compressed or not.
-
-    Raises:
-        PayloadTooLarge: the body is over the limit.
-        UnsupportedMediaType: the body is in an encoding other than identity, gzip or deflate.
-        BadRequest: the Content-Length is malformed or the compressed body is corrupt.
-    """
-    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
-    if encoding not in _DECODERS:
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: use identity, gzip or deflate")
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise BadRequest(f"Content-Length: expected an integer, got {length[:30]!r}")
-        if int(length) > limit:
-            raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
-        body = await request.body()
-    else:
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    wbits = _DECODERS[encoding]
-    if wbits is None:
-        return body
-    inflater = zlib.decompressobj(wbits)
-    try:
-        inflated = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"request body is not valid {encoding} data: {exc}") from exc
-    if len(inflated) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"request body inflates to more than the limit of {limit} bytes")
-    return inflated
+async def _in_thread(function, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 class InferenceService:
@@ -155,161 +85,175 @@ class InferenceService:
     async def load_all(self) -> None:
         for name in self.repository.names:
             try:
-                await run_in_threadpool(self.repository.load, name)
+                await _in_thread(self.repository.load, name)
             except ServingError as exc:
                 log.error("model %s could not be loaded: %s", name, exc)
 
 
-def build_routes(service: InferenceService) -> list[Route]:
-    repository = service.repository
-    limit = service.settings.max_body_bytes
+class InferenceApp:
+    """The ASGI application. Every HTTP request passes through ``__call__``, which checks the bearer token (health
+    routes stay open for probes), keeps the in-flight gauge, the request counter and the latency histogram, and
+    writes one structured access-log line. Headers are never logged."""
 
-    @answers_errors("live")
-    async def live(request: Request) -> Response:
-        return _json({"live": True})
-
-    @answers_errors("ready")
-    async def ready(request: Request) -> Response:
-        ok = repository.all_ready()
-        return _json({"ready": ok}, 200 if ok else 503)
-
-    @answers_errors("server_metadata")
-    async def server_metadata(request: Request) -> Response:
-        return _json({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
-
-    @answers_errors("model_metadata")
-    async def model_metadata(request: Request) -> Response:
-        model = repository.get(request.path_params["name"], request.path_params.get("version"))
-        return _json(model.metadata())
-
-    @answers_errors("model_ready")
-    async def model_ready(request: Request) -> Response:
-        name, version = request.path_params["name"], request.path_params.get("version")
-        if name not in repository.names:
-            raise ModelNotFound(f"unknown model {name!r}: served models are {repository.names}")
-        ok = repository.is_ready(name, version)
-        return _json({"name": name, "ready": ok}, 200 if ok else 503)
-
-    @answers_errors("infer")
-    async def infer(request: Request) -> Response:
-        model = repository.get(request.path_params["name"], request.path_params.get("version"))
-        body = await read_body(request, limit)
-        decoded = decode_infer_request(body, request.headers.get("inference-header-content-length"), model)
-        results = await service.score(model, decoded)
-        payload, header_length = encode_infer_response(model, decoded, results)
-        if header_length is None:
-            return Response(payload, media_type=JSON)
-        return Response(payload, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(header_length)})
-
-    @answers_errors("predict")
-    async def predict(request: Request) -> Response:
-        model = repository.get(request.path_params["name"], request.path_params.get("version"))
-        decoded = decode_records(await read_body(request, limit), model)
-        results = await service.score(model, decoded)
-        return Response(encode_predictions(model, decoded, results), media_type=JSON)
-
-    @answers_errors("repository_index")
-    async def repository_index(request: Request) -> Response:
-        await read_body(request, limit)
-        return _json(await run_in_threadpool(repository.index))
-
-    @answers_errors("repository_load")
-    async def repository_load(request: Request) -> Response:
-        await read_body(request, limit)
-        name = request.path_params["name"]
-        await run_in_threadpool(repository.load, name)
-        service.forget(name)
-        return _json({})
-
-    @answers_errors("repository_unload")
-    async def repository_unload(request: Request) -> Response:
-        await read_body(request, limit)
-        name = request.path_params["name"]
-        repository.unload(name)
-        service.forget(name)
-        return _json({})
-
-    @answers_errors("metrics")
-    async def metrics_route(request: Request) -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
-
-    model = "/v2/models/{name}"
-    versioned = "/v2/models/{name}/versions/{version}"
-    return [  # the inference routes first: the router tries them in order
-        Route(f"{model}/infer", infer, methods=["POST"]),
-        Route(f"{model}/predict", predict, methods=["POST"]),
-        Route(f"{versioned}/infer", infer, methods=["POST"]),
-        Route(f"{versioned}/predict", predict, methods=["POST"]),
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route(model, model_metadata, methods=["GET"]),
-        Route(versioned, model_metadata, methods=["GET"]),
-        Route(f"{model}/ready", model_ready, methods=["GET"]),
-        Route(f"{versioned}/ready", model_ready, methods=["GET"]),
-        Route("/v2/repository/index", repository_index, methods=["POST"]),
-        Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
-        Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
-        Route("/metrics", metrics_route, methods=["GET"]),
-    ]
-
-
-class Guard:
-    """Pure ASGI wrapper: bearer token check (health routes stay open for probes), in-flight gauge, request
-    counter and latency histogram, and one structured access-log line per request. Headers are never logged."""
-
-    def __init__(self, app, token: str | None, log_requests: bool):
-        self.app = app
+    def __init__(self, service: InferenceService, token: str | None, log_requests: bool):
+        self.service = service
+        self.repository = service.repository
+        self.limit = service.settings.max_body_bytes
         self.expected = f"Bearer {token}".encode() if token else None
         self.access_log = AccessLog() if log_requests else None
         self._series: dict[tuple, tuple] = {}  # labelled metric children, looked up once per label set
+        self._loading: asyncio.Task | None = None
+        self.handlers = {
+            "live": self.live, "ready": self.ready, "server_metadata": self.server_metadata,
+            "model_metadata": self.model_metadata, "model_ready": self.model_ready,
+            "infer": self.infer, "predict": self.predict,
+            "repository_index": self.repository_index, "repository_load": self.repository_load,
+            "repository_unload": self.repository_unload, "metrics": self.metrics,
+        }
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await run_lifespan(receive, send, self.startup, self.shutdown)
+            return
         started = time.perf_counter()
-        status = [0]
-
-        async def send_and_note(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
         metrics.IN_FLIGHT.inc()
+        request = Request(scope, receive)
+        reply = None
         try:
-            if self.expected is not None and not scope["path"].startswith("/v2/health/") and not self._authorized(scope):
-                scope.setdefault("state", {})["route"] = "unauthorized"
-                await Response(orjson.dumps({"error": "missing or invalid bearer token"}), 401, media_type=JSON,
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
-            else:
-                await self.app(scope, receive, send_and_note)
+            reply = await self.answer(request)
+            await reply.send(send)
         finally:
             metrics.IN_FLIGHT.dec()
-            elapsed = time.perf_counter() - started
-            state = scope.get("state") or {}
-            route, model = state.get("route", "other"), state.get("model", "")
-            key = (route, model, status[0])
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = (metrics.REQUESTS.labels(route, model, str(status[0])),
-                                              metrics.LATENCY.labels(route, model))
-            series[0].inc()
-            series[1].observe(elapsed)
-            if self.access_log is not None:
-                client = scope.get("client")
-                self.access_log.write(orjson.dumps({
-                    "ts": time.time(), "client": f"{client[0]}:{client[1]}" if client else None,
-                    "method": scope["method"], "path": scope["path"], "status": status[0],
-                    "ms": round(elapsed * 1000, 3), "route": route, "model": model,
-                }).decode())
+            self._account(request, reply.status if reply is not None else 0, time.perf_counter() - started)
 
-    def _authorized(self, scope) -> bool:
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                return hmac.compare_digest(value, self.expected)
-        return False
+    async def answer(self, request: Request) -> Reply:
+        """Route, authorize and answer one request; a ServingError becomes its status, anything else a logged 500."""
+        scope = request.scope
+        found = routing.match(scope["path"])
+        if found is None:
+            return _error(404, f"no route {scope['path'][:200]!r}: the V2 API lives under /v2")
+        route, method, params = found
+        request.route, request.params, request.model = route, params, params.get("name", "")
+        if self.expected is not None and route not in ("live", "ready") and not self._authorized(request):
+            request.route = "unauthorized"
+            return _UNAUTHORIZED
+        if scope["method"] != method:
+            return _error(405, f"{scope['method']} is not allowed on {scope['path'][:200]!r}: use {method}",
+                          ((b"allow", method.encode()),))
+        try:
+            return await self.handlers[route](request)
+        except ServingError as exc:
+            return _error(exc.status, str(exc))
+        except Exception:  # the one place an unexpected failure becomes a 500 (and a logged traceback)
+            log.exception("unexpected failure on %s %s", scope["method"], scope["path"])
+            return _error(500, "internal error (logged on the server)")
+
+    def _authorized(self, request: Request) -> bool:
+        value = request.header(b"authorization")
+        return value is not None and hmac.compare_digest(value, self.expected)
+
+    def _account(self, request: Request, status: int, elapsed: float) -> None:
+        key = (request.route, request.model, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (metrics.REQUESTS.labels(request.route, request.model, str(status)),
+                                          metrics.LATENCY.labels(request.route, request.model))
+        series[0].inc()
+        series[1].observe(elapsed)
+        if self.access_log is not None:
+            scope = request.scope
+            client = scope.get("client")
+            self.access_log.write(orjson.dumps({
+                "ts": time.time(), "client": f"{client[0]}:{client[1]}" if client else None,
+                "method": scope["method"], "path": scope["path"], "status": status,
+                "ms": round(elapsed * 1000, 3), "route": request.route, "model": request.model,
+            }).decode())
+
+    # ------------------------------------------------------------------ lifespan
+
+    async def startup(self) -> None:
+        service = self.service
+        if service.capture is not None:
+            service.capture.start()
+        if service.settings.workers > 1:
+            # Worker processes share one socket and accept only after startup: loading here means a request can
+            # never reach a worker that is still loading.
+            await service.load_all()
+        else:
+            # One process: answer /v2/health/live at once, and /v2/health/ready once the models are in.
+            self._loading = asyncio.get_running_loop().create_task(service.load_all())
+
+    async def shutdown(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+        if self.service.capture is not None:
+            await _in_thread(self.service.capture.close)
+        self.service.executor.shutdown(wait=False)
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    # ------------------------------------------------------------------ routes
+
+    async def live(self, request: Request) -> Reply:
+        return _json({"live": True})
+
+    async def ready(self, request: Request) -> Reply:
+        ok = self.repository.all_ready()
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    async def server_metadata(self, request: Request) -> Reply:
+        return _json({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
+
+    async def model_metadata(self, request: Request) -> Reply:
+        return _json(self.repository.get(request.params["name"], request.params.get("version")).metadata())
+
+    async def model_ready(self, request: Request) -> Reply:
+        name, version = request.params["name"], request.params.get("version")
+        if name not in self.repository.names:
+            raise ModelNotFound(f"unknown model {name!r}: served models are {self.repository.names}")
+        ok = self.repository.is_ready(name, version)
+        return _json({"name": name, "ready": ok}, 200 if ok else 503)
+
+    async def infer(self, request: Request) -> Reply:
+        model = self.repository.get(request.params["name"], request.params.get("version"))
+        body = await request.body(self.limit)
+        header_length = request.header(b"inference-header-content-length")
+        decoded = decode_infer_request(body, header_length.decode("latin-1") if header_length is not None else None,
+                                       model)
+        results = await self.service.score(model, decoded)
+        payload, json_length = encode_infer_response(model, decoded, results)
+        if json_length is None:
+            return Reply(200, payload)
+        return Reply(200, payload, _BINARY, ((b"inference-header-content-length", b"%d" % json_length),))
+
+    async def predict(self, request: Request) -> Reply:
+        model = self.repository.get(request.params["name"], request.params.get("version"))
+        decoded = decode_records(await request.body(self.limit), model)
+        results = await self.service.score(model, decoded)
+        return Reply(200, encode_predictions(model, decoded, results))
+
+    async def repository_index(self, request: Request) -> Reply:
+        await request.body(self.limit)
+        return _json(await _in_thread(self.repository.index))
+
+    async def repository_load(self, request: Request) -> Reply:
+        await request.body(self.limit)
+        name = request.params["name"]
+        await _in_thread(self.repository.load, name)
+        self.service.forget(name)
+        return _json({})
+
+    async def repository_unload(self, request: Request) -> Reply:
+        await request.body(self.limit)
+        name = request.params["name"]
+        self.repository.unload(name)
+        self.service.forget(name)
+        return _json({})
+
+    async def metrics(self, request: Request) -> Reply:
+        body, content_type = metrics.exposition()
+        return Reply(200, body, content_type.encode())
 
 
 def load_capture_writer(settings: ServerSettings) -> CaptureWriter:
@@ -326,7 +270,7 @@ def load_capture_writer(settings: ServerSettings) -> CaptureWriter:
         raise ModelLoadError(f"capture writer {settings.capture_writer!r} cannot be created: {exc}") from exc
 
 
-def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = None):
+def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = None) -> InferenceApp:
     """Build the ASGI app for ``settings``. Models load in the background once the server runs.
 
     Args:
@@ -353,37 +297,10 @@ def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = N
         capture = CaptureSampler(capture_writer, settings.capture_rate, settings.capture_batch_rows,
                                  settings.capture_flush_seconds, on_drop=metrics.CAPTURE_DROPPED.inc,
                                  on_written=metrics.CAPTURED.inc)
-    service = InferenceService(settings, repository, capture)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        if capture is not None:
-            capture.start()
-        loading = None
-        if settings.workers > 1:
-            # Worker processes share one socket and accept only after startup: loading here means a request can
-            # never reach a worker that is still loading.
-            await service.load_all()
-        else:
-            # One process: answer /v2/health/live at once, and /v2/health/ready once the models are in.
-            loading = asyncio.get_running_loop().create_task(service.load_all())
-        try:
-            yield
-        finally:
-            if loading is not None:
-                loading.cancel()
-            if capture is not None:
-                await run_in_threadpool(capture.close)
-            service.executor.shutdown(wait=False)
-
-    app = Starlette(routes=build_routes(service), lifespan=lifespan)
-    app.state.service = service
-    guarded = Guard(app, token, settings.access_log)
-    guarded.service = service
-    return guarded
+    return InferenceApp(InferenceService(settings, repository, capture), token, settings.access_log)
 
 
-def app_from_environment():
+def app_from_environment() -> InferenceApp:
     """Factory used by uvicorn (also in each worker process): settings come from the environment."""
     from orchestrator.serving.server import configure_logging
 

@@ -1,10 +1,11 @@
-"""Server-side micro-batching: concurrent requests for one model are scored together in one onnxruntime call.
+"""Server-side micro-batching: concurrent requests for one model are scored together in one onnxruntime call, on
+a worker thread.
 
-Requests queue on the event loop; one drain task per model waits at most ``max_wait`` seconds after the first
-queued request (or until ``max_batch_rows`` rows are waiting), concatenates the inputs, runs the model on a worker
-thread (onnxruntime releases the GIL, so the loop keeps parsing requests meanwhile) and hands each request its rows.
-With ``max_batch_rows <= 1`` batching is off and small requests are scored inline on the loop, which is the fastest
-path when the model is cheap.
+onnxruntime releases the GIL while it computes, so the event loop goes on parsing and answering requests on one
+core while the model runs on another. Requests queue while a batch is being scored and go together in the next
+one; when the model is idle, a request waits at most ``max_wait`` seconds for company (0: only for requests that
+arrived in the same turn of the loop), and never once ``max_batch_rows`` rows are waiting.
+With ``max_batch_rows <= 1`` batching is off and small requests are scored inline on the loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,12 +21,8 @@ from orchestrator.serving.model import LoadedModel
 
 INLINE_MAX_ROWS = 16  # above this a request is never scored on the event loop: it would stall other requests
 
-
-@dataclass
-class _Pending:
-    feeds: dict[str, np.ndarray]
-    rows: int
-    future: asyncio.Future
+# One queued request: its feeds, its row count and the future its handler awaits.
+_Pending = tuple[dict[str, np.ndarray], int, asyncio.Future]
 
 
 def run_model(model: LoadedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -39,6 +35,35 @@ def run_model(model: LoadedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.
         raise
 
 
+def score_batch(model: LoadedModel, batch: list[_Pending]) -> list:
+    """Score a batch on a worker thread: each request's results, or the exception that request alone causes."""
+    if len(batch) == 1:
+        feeds = batch[0][0]
+    else:
+        feeds = {name: np.concatenate([item[0][name] for item in batch]) for name in batch[0][0]}
+    try:
+        results = run_model(model, feeds)
+    except BadRequest:
+        if len(batch) == 1:
+            raise
+        # One request spoilt the batch: score each alone so that only the guilty one fails.
+        outcomes = []
+        for item in batch:
+            try:
+                outcomes.append(run_model(model, item[0]))
+            except Exception as exc:  # handed to the waiting request, which answers it
+                outcomes.append(exc)
+        return outcomes
+    if len(batch) == 1:
+        return [results]
+    outcomes, start = [], 0
+    for item in batch:
+        end = start + item[1]
+        outcomes.append({name: array[start:end] for name, array in results.items()})
+        start = end
+    return outcomes
+
+
 class MicroBatcher:
     """Collects concurrent requests for one model and scores them together."""
 
@@ -49,79 +74,73 @@ class MicroBatcher:
         self.max_wait = max_wait
         self.observe_batch = observe_batch or (lambda rows: None)
         self._queue: deque[_Pending] = deque()
-        self._draining = False
+        self._queued_rows = 0
+        self._busy = False  # a batch is being scored, or one is about to start
 
     async def infer(self, feeds: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Score one request's rows, possibly together with other requests'."""
+        loop = asyncio.get_running_loop()
         if self.max_batch_rows <= 1 or rows >= self.max_batch_rows:
             self.observe_batch(rows)
             if rows <= INLINE_MAX_ROWS and self.max_batch_rows <= 1:
                 return run_model(self.model, feeds)
-            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, run_model, self.model, feeds)
-        loop = asyncio.get_running_loop()
-        pending = _Pending(feeds, rows, loop.create_future())
-        self._queue.append(pending)
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
-        return await pending.future
+        future = loop.create_future()
+        self._queue.append((feeds, rows, future))
+        self._queued_rows += rows
+        if not self._busy:
+            self._busy = True
+            if self.max_wait > 0 and self._queued_rows < self.max_batch_rows:
+                loop.call_later(self.max_wait, self._start, loop)
+            else:
+                loop.call_soon(self._start, loop)  # after the requests already read in this turn of the loop
+        return await future
 
-    def _take_batch(self) -> list[_Pending]:
-        batch, total = [], 0
-        while self._queue and (not batch or total + self._queue[0].rows <= self.max_batch_rows):
-            item = self._queue.popleft()
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, rows = [], 0
+        queue = self._queue
+        while queue and (not batch or rows + queue[0][1] <= self.max_batch_rows):
+            item = queue.popleft()
             batch.append(item)
-            total += item.rows
-        return batch
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._queue:
-                if self.max_wait > 0 and sum(p.rows for p in self._queue) < self.max_batch_rows:
-                    await asyncio.sleep(self.max_wait)
-                batch = self._take_batch()
-                await self._score(loop, batch)
-        finally:
-            self._draining = False
-
-    async def _score(self, loop, batch: list[_Pending]) -> None:
-        rows = sum(p.rows for p in batch)
+            rows += item[1]
+        self._queued_rows -= rows
         self.observe_batch(rows)
-        if len(batch) == 1:
-            feeds = batch[0].feeds
-        else:
-            feeds = {name: np.concatenate([p.feeds[name] for p in batch]) for name in batch[0].feeds}
+        if rows <= INLINE_MAX_ROWS:
+            # Small batches are scored right here: handing them to a thread costs more than it saves, since the
+            # thread must win the GIL back from a busy loop twice per batch.
+            self._deliver(batch, _outcomes(self.model, batch))
+            self._next(loop)
+            return
+        done = self.executor.submit(score_batch, self.model, batch)
+        done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, loop, batch, finished))
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], finished) -> None:
         try:
-            results = await loop.run_in_executor(self.executor, run_model, self.model, feeds)
-        except BadRequest as exc:
-            if len(batch) == 1:
-                _fail(batch[0], exc)
-                return
-            # One request spoilt the batch: score each alone so only the guilty one fails.
-            for item in batch:
-                try:
-                    _resolve(item, await loop.run_in_executor(self.executor, run_model, self.model, item.feeds))
-                except Exception as exc:  # handed to the waiting request, which answers it
-                    _fail(item, exc)
-            return
-        except Exception as exc:  # handed to every waiting request; the app answers 500 and logs it
-            for item in batch:
-                _fail(item, exc)
-            return
-        start = 0
-        for item in batch:
-            end = start + item.rows
-            _resolve(item, results if len(batch) == 1 else {k: v[start:end] for k, v in results.items()})
-            start = end
+            outcomes = finished.result()
+        except Exception as exc:  # handed to every waiting request; the app answers it (a 500 is logged)
+            outcomes = [exc] * len(batch)
+        self._deliver(batch, outcomes)
+        self._next(loop)
+
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._queue:  # what queued while a batch was scored goes next, without waiting: it has waited already
+            loop.call_soon(self._start, loop)
+        else:
+            self._busy = False
+
+    @staticmethod
+    def _deliver(batch: list[_Pending], outcomes: list) -> None:
+        for (_, _, future), outcome in zip(batch, outcomes):
+            if future.done():  # the client went away
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
-def _resolve(item: _Pending, results) -> None:
-    if not item.future.done():
-        item.future.set_result(results)
-
-
-def _fail(item: _Pending, exc: BaseException) -> None:
-    if not item.future.done():
-        item.future.set_exception(exc)
+def _outcomes(model: LoadedModel, batch: list[_Pending]) -> list:
+    try:
+        return score_batch(model, batch)
+    except Exception as exc:  # handed to every waiting request; the app answers it (a 500 is logged)
+        return [exc] * len(batch)

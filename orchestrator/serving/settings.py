@@ -24,8 +24,9 @@ class ServerSettings:
     workers: int = 1
     device: str = "cpu"
     intra_op_threads: int = 1
-    max_batch_rows: int = 1
-    max_wait_ms: float = 1.0
+    # Natural micro-batching: requests that arrive together are scored together, and none waits for company.
+    max_batch_rows: int = 32
+    max_wait_ms: float = 0.0
     batch_threads: int = 1
     range_policy: str = "reject"
     capture_dir: str | None = None

@@ -201,7 +201,7 @@ def _requested_outputs(payload: dict, model: LoadedModel) -> list[RequestedOutpu
     binary_default = parameters.get("binary_data_output") is True
     asked = payload.get("outputs")
     if asked is None:
-        return [RequestedOutput(name, binary_default) for name in model.output_names]
+        return _all_outputs(model, binary_default)
     if not isinstance(asked, list):
         raise BadRequest("'outputs' must be a list of {name, parameters} objects")
     outputs = []
@@ -212,6 +212,15 @@ def _requested_outputs(payload: dict, model: LoadedModel) -> list[RequestedOutpu
         params = item.get("parameters") or {}
         binary = params.get("binary_data", binary_default) if isinstance(params, dict) else binary_default
         outputs.append(RequestedOutput(name, binary is True))
+    return outputs
+
+
+def _all_outputs(model: LoadedModel, binary: bool) -> list[RequestedOutput]:
+    """Every output of the model, all binary or all JSON (the usual request names none): made once per model."""
+    cache = model.__dict__.setdefault("_all_outputs", {})
+    outputs = cache.get(binary)
+    if outputs is None:
+        outputs = cache[binary] = [RequestedOutput(name, binary) for name in model.output_names]
     return outputs
 
 
@@ -237,12 +246,35 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
         binary = memoryview(body)[length:]
         body = body[:length]
     payload = _loads(body)
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+    if type(payload) is not dict or type(payload.get("inputs")) is not list:
         raise BadRequest("expected a JSON object with an 'inputs' list")
+    specs = model.input_specs
     feeds: dict[str, np.ndarray] = {}
     columns: dict[str, list] | None = {}
     offset = 0
+    rows = None
     for item in payload["inputs"]:
+        # The usual input, a flat JSON list of plain values, is decoded here; anything else by decode_input.
+        if type(item) is dict and "parameters" not in item:
+            name = item.get("name")
+            spec = specs.get(name) if type(name) is str else None
+            values = item.get("data")
+            shape = item.get("shape")
+            if (spec is not None and item.get("datatype") == spec.datatype and type(values) is list and values
+                    and type(shape) is list and len(shape) == 2 and shape[1] == 1 and shape[0] == len(values)
+                    and type(shape[0]) is int and type(shape[1]) is int):
+                array = _plain_array(values, spec)
+                if array is not None:
+                    if name in feeds:
+                        raise BadRequest(f"input {name!r} is given twice")
+                    feeds[name] = array
+                    if columns is not None:
+                        columns[name] = values
+                    if rows is None:
+                        rows = len(values)
+                    elif rows != len(values):
+                        rows = -1
+                    continue
         name, array, offset, values = decode_input(item, model, binary, offset)
         if name in feeds:
             raise BadRequest(f"input {name!r} is given twice")
@@ -251,15 +283,36 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
             columns = None
         elif columns is not None:
             columns[name] = values
-    _check_complete(feeds, model)
+        rows = -1  # counted again below
+    if len(feeds) != len(specs):
+        _check_complete(feeds, model)
+    if rows is None or rows < 0:
+        rows = _common_rows(feeds)
     request_id = payload.get("id")
     return DecodedRequest(
         feeds=feeds,
-        rows=_common_rows(feeds),
+        rows=rows,
         outputs=_requested_outputs(payload, model),
-        request_id=request_id if isinstance(request_id, str) else None,
+        request_id=request_id if type(request_id) is str else None,
         columns=columns,
     )
+
+
+def _plain_array(values: list, spec: InputSpec) -> np.ndarray | None:
+    """``values`` as a ``(rows, 1)`` array when every value is a finite number (FP32) or a string (BYTES); None
+    when some value needs the careful path (nulls, nested lists, wrong types), which also names the culprit."""
+    if spec.datatype == "FP32":
+        for value in values:
+            value_type = type(value)
+            if (value_type is not float and value_type is not int) or not -FP32_MAX <= value <= FP32_MAX:
+                return None
+        return np.array(values, dtype=np.float32).reshape(-1, 1)
+    for value in values:
+        if type(value) is not str:
+            return None
+    array = np.empty((len(values), 1), dtype=object)
+    array[:, 0] = values
+    return array
 
 
 def _check_complete(feeds: dict, model: LoadedModel) -> None:
@@ -315,6 +368,8 @@ class _Limits:
         self.low = np.array([-np.inf if spec.min is None else spec.min for spec in numeric], dtype=np.float32)
         self.high = np.array([np.inf if spec.max is None else spec.max for spec in numeric], dtype=np.float32)
         self.categorical = [spec for spec in model.card.inputs if not spec.is_numeric and spec.allowed is not None]
+        self.numeric_bounds = [(spec, -math.inf if spec.min is None else spec.min,
+                                math.inf if spec.max is None else spec.max) for spec in numeric]
 
 
 def _limits(model: LoadedModel) -> _Limits:
@@ -344,22 +399,27 @@ PYTHON_CHECK_MAX_ROWS = 64  # below this, plain Python comparisons beat numpy's 
 def _check_columns(columns: dict[str, list], model: LoadedModel, policy: str) -> dict:
     """``check_values`` on Python lists (values are already finite or NaN: decoding refused the rest)."""
     flags: dict[str, list[int]] = {}
-    for spec in model.card.inputs:
+    limits = _limits(model)
+    for spec, low, high in limits.numeric_bounds:
         values = columns[spec.name]
-        rows = []
-        if spec.is_numeric:
-            low, high = spec.min, spec.max
-            for index, value in enumerate(values):
-                if value != value:  # NaN
+        rows = None
+        for index, value in enumerate(values):
+            if not low <= value <= high:  # False for NaN as well as for a value out of range
+                if value != value:
                     if not spec.nullable:
                         raise BadRequest(f"input {spec.name!r}, row {index}: NaN where the model card says not nullable")
-                elif (low is not None and value < low) or (high is not None and value > high):
-                    rows.append(index)
-        elif spec.allowed is not None:
-            allowed = spec.allowed
-            rows = [i for i, value in enumerate(values) if value not in allowed and not (spec.nullable and value == "")]
+                    continue
+                if rows is None:
+                    rows = []
+                rows.append(index)
         if rows:
-            _out_of_range(spec, rows, np.asarray(values, dtype=np.float32 if spec.is_numeric else object), policy, flags)
+            _out_of_range(spec, rows, np.asarray(values, dtype=np.float32), policy, flags)
+    for spec in limits.categorical:
+        values = columns[spec.name]
+        allowed = spec.allowed
+        rows = [i for i, value in enumerate(values) if value not in allowed and not (spec.nullable and value == "")]
+        if rows:
+            _out_of_range(spec, rows, np.asarray(values, dtype=object), policy, flags)
     return flags
 
 

@@ -185,3 +185,10 @@ def test_compressed_requests_from_the_client_are_inflated(client, models, algori
 def test_unknown_content_encoding_is_415(server):
     status, body, _ = server.request("POST", "/v2/models/flights-delay/predict", b"{}", {"Content-Encoding": "br"})
     assert status == 415 and b"use identity, gzip or deflate" in body
+
+
+def test_an_unknown_path_is_404_and_a_wrong_method_405_naming_the_right_one(server):
+    status, body, _ = server.request("GET", "/v2/modles/flights-delay")
+    assert status == 404 and "/v2/modles/flights-delay" in json.loads(body)["error"]
+    status, body, headers = server.request("GET", "/v2/models/flights-delay/infer")
+    assert status == 405 and headers.get("allow") == "POST" and "use POST" in json.loads(body)["error"]

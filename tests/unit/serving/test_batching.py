@@ -69,3 +69,44 @@ def test_a_large_request_is_never_split(model, max_wait):
         batcher = MicroBatcher(model, executor, 4, max_wait, batches.append)
         result = asyncio.run(batcher.infer(feeds_for(model, [valid_row()] * 10), 10))
     assert batches == [10] and result["label"].shape == (10,)
+
+
+def test_without_a_wait_requests_arriving_together_are_still_scored_together(model):
+    batches = []
+    with ThreadPoolExecutor(1) as executor:
+        batcher = MicroBatcher(model, executor, max_batch_rows=32, max_wait=0.0, observe_batch=batches.append)
+        asyncio.run(submit_concurrently(batcher, model, 12))
+    assert batches == [12]
+
+
+def test_requests_queued_while_a_batch_is_scored_form_the_next_batch(model):
+    batches = []
+
+    async def scenario(batcher):
+        first = [asyncio.ensure_future(batcher.infer(feeds_for(model, [valid_row()] * 20), 20))]
+        await asyncio.sleep(0)  # the first batch (20 rows, on the worker thread) is under way
+        later = [batcher.infer(feeds_for(model, rows_of(i)), 1) for i in range(5)]
+        return await asyncio.gather(*first, *later)
+
+    with ThreadPoolExecutor(1) as executor:
+        results = asyncio.run(scenario(MicroBatcher(model, executor, 32, 0.0, batches.append)))
+    assert batches == [20, 5] and [r["label"].shape for r in results] == [(20,)] + [(1,)] * 5
+
+
+def test_small_batches_are_scored_on_the_loop_and_large_ones_on_a_worker_thread(model):
+    import threading
+
+    class RecordingModel:
+        name = model.name
+        threads: list = []
+
+        def run(self, feeds):
+            self.threads.append((len(next(iter(feeds.values()))), threading.current_thread().name))
+            return model.run(feeds)
+
+    recording = RecordingModel()
+    with ThreadPoolExecutor(1, thread_name_prefix="scoring") as executor:
+        batcher = MicroBatcher(recording, executor, 64, 0.0)
+        asyncio.run(submit_concurrently(batcher, model, 4))
+        asyncio.run(submit_concurrently(batcher, model, 40))
+    assert recording.threads == [(4, threading.main_thread().name), (40, "scoring_0")]

@@ -134,16 +134,20 @@ class InferenceApp:
         if found is None:
             return _error(404, f"no route {scope['path'][:200]!r}: the V2 API lives under /v2")
         route, method, params = found
-        request.route, request.params, request.model = route, params, params.get("name", "")
+        request.route, request.params = route, params
         if self.expected is not None and route not in ("live", "ready") and not self._authorized(request):
             request.route = "unauthorized"
             return _UNAUTHORIZED
         if scope["method"] != method:
             return _error(405, f"{scope['method']} is not allowed on {scope['path'][:200]!r}: use {method}",
                           ((b"allow", method.encode()),))
+        request.model = params.get("name", "")
         try:
             return await self.handlers[route](request)
         except ServingError as exc:
+            if isinstance(exc, ModelNotFound):
+                # Metrics are labelled with served models only: names made up by clients must not add series.
+                request.model = ""
             return _error(exc.status, str(exc))
         except Exception:  # the one place an unexpected failure becomes a 500 (and a logged traceback)
             log.exception("unexpected failure on %s %s", scope["method"], scope["path"])

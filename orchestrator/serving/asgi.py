@@ -24,12 +24,12 @@ class Request:
 
     __slots__ = ("scope", "receive", "params", "route", "model")
 
-    def __init__(self, scope, receive, route: str = "other", params: dict | None = None):
+    def __init__(self, scope, receive):
         self.scope = scope
         self.receive = receive
-        self.route = route
-        self.params = params or {}
-        self.model = self.params.get("name", "")
+        self.route = "other"
+        self.params: dict = {}
+        self.model = ""
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of the header ``name`` (lower case), or None."""

@@ -192,3 +192,12 @@ def test_an_unknown_path_is_404_and_a_wrong_method_405_naming_the_right_one(serv
     assert status == 404 and "/v2/modles/flights-delay" in json.loads(body)["error"]
     status, body, headers = server.request("GET", "/v2/models/flights-delay/infer")
     assert status == 405 and headers.get("allow") == "POST" and "use POST" in json.loads(body)["error"]
+
+
+def test_model_names_made_up_by_clients_add_no_metric_series(server):
+    for index in range(3):
+        assert server.json("POST", f"/v2/models/made-up-{index}/infer", {"inputs": []})[0] == 404
+    assert server.request("GET", "/v2/models/made-up-3/infer")[0] == 405
+    metrics = server.request("GET", "/metrics")[1].decode()
+    assert "made-up" not in metrics
+    assert 'dataops_serving_requests_total{model="",route="infer",status="404"}' in metrics

@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench dataprep
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/onnx_predict.py --model rf
-	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/serving.py --install-mlflow
 
 clean:
 	rm -rf $(VENV) .dataops

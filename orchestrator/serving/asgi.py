@@ -77,6 +77,8 @@ class Request:
     async def _read(self, limit: int) -> bytes:
         message = await self.receive()
         body = message.get("body", b"")
+        if len(body) > limit:  # a chunked body has no Content-Length to refuse it by
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         if not message.get("more_body", False):  # the usual case: the whole body in one message
             return body
         chunks, total = [body], len(body)

@@ -109,3 +109,17 @@ def test_a_compressed_body_that_inflates_past_the_limit_is_413(guarded_server):
     status, body, _ = guarded_server.request("POST", "/v2/models/flights-delay/predict", bomb,
                                              {**AUTH, "Content-Encoding": "gzip"})
     assert status == 413 and b"inflates to more than the limit of 4096 bytes" in body
+
+
+@pytest.mark.parametrize("chunks", [[b" " * 8000], [b" " * 3000] * 3], ids=["one-chunk", "three-chunks"])
+def test_a_chunked_body_without_content_length_is_413_past_the_limit(guarded_server, chunks):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", guarded_server.port, timeout=30)
+    try:
+        conn.request("POST", "/v2/models/flights-delay/predict", body=iter(chunks), encode_chunked=True,
+                     headers={**AUTH, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 413 and b"exceeds the limit of 4096 bytes" in response.read()
+    finally:
+        conn.close()

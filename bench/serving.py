@@ -13,7 +13,7 @@ Starts, on free loopback ports, each with the same number of uvicorn workers (uv
   * ``dataops-unbatched`` the server with micro-batching off (``--max-batch-rows 1``);
   * ``mlflow``      ``mlflow models serve`` of the same scikit-learn random forest, when an ``mlflow`` command
                     is found: ``MLFLOW_BIN``, else ``bench/.data/mlflow-venv`` (``--install-mlflow`` makes that
-                    virtualenv; MLflow never enters the project's own).
+                    virtualenv; MLflow never enters the project's own), else PATH.
 Each is driven from another process (wrk when installed, else a Python keep-alive load generator) in
 interleaved rounds; the script prints req/s, p50 and p99 medians and per-round ratios against the goals.
 """
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data" / "serving"
 PYTHON = sys.executable
 MLFLOW_VENV = ROOT / "bench" / ".data" / "mlflow-venv"
+MLFLOW_VENV_BIN = MLFLOW_VENV / "bin" / "mlflow"
 
 NUMERIC = ["dep_hour", "distance", "prev_delay", "taxi_out", "day_of_week"]
 CATEGORICAL = ["carrier", "origin", "dest"]
@@ -312,8 +313,8 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
     add("dataops-predict", dataops, "/v2/models/bench-forest/predict", records, "/v2/health/ready")
     add("dataops-unbatched", dataops + ["--max-batch-rows", "1"], "/v2/models/bench-forest/infer", v2_body,
         "/v2/health/ready")
-    mlflow = os.environ.get("MLFLOW_BIN") or (str(MLFLOW_VENV / "bin" / "mlflow")
-                                              if (MLFLOW_VENV / "bin" / "mlflow").exists() else None)
+    mlflow = (os.environ.get("MLFLOW_BIN") or (str(MLFLOW_VENV_BIN) if MLFLOW_VENV_BIN.exists() else None)
+              or shutil.which("mlflow"))
     if mlflow:
         mlflow_dir = prepare_mlflow_model(model_dir, Path(mlflow))
         if mlflow_dir:
@@ -332,7 +333,7 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
 
 def install_mlflow() -> None:
     """MLflow in a virtualenv of its own, so that it can never change the project's versions."""
-    if (MLFLOW_VENV / "bin" / "mlflow").exists():
+    if MLFLOW_VENV_BIN.exists():
         return
     print(f"installing MLflow into {MLFLOW_VENV} (once)", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)

@@ -1,10 +1,9 @@
-"""Server-side micro-batching: concurrent requests for one model are scored together in one onnxruntime call, on
-a worker thread.
+"""Server-side micro-batching: concurrent requests for one model are scored together in one onnxruntime call.
 
-onnxruntime releases the GIL while it computes, so the event loop goes on parsing and answering requests on one
-core while the model runs on another. Requests queue while a batch is being scored and go together in the next
-one; when the model is idle, a request waits at most ``max_wait`` seconds for company (0: only for requests that
-arrived in the same turn of the loop), and never once ``max_batch_rows`` rows are waiting.
+Requests queue while a batch is being scored and go together in the next one; when the model is idle, a request
+waits at most ``max_wait`` seconds for company (0: only for requests that arrived in the same turn of the loop),
+and never once ``max_batch_rows`` rows are waiting. Batches of up to ``INLINE_MAX_ROWS`` rows are scored on the
+event loop; bigger ones on a worker thread, where onnxruntime computes without the GIL while the loop goes on.
 With ``max_batch_rows <= 1`` batching is off and small requests are scored inline on the loop.
 """
 
@@ -36,24 +35,26 @@ def run_model(model: LoadedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.
 
 
 def score_batch(model: LoadedModel, batch: list[_Pending]) -> list:
-    """Score a batch on a worker thread: each request's results, or the exception that request alone causes."""
+    """Score a batch: each request's results, or the exception to answer that request with. Never raises."""
     if len(batch) == 1:
         feeds = batch[0][0]
     else:
         feeds = {name: np.concatenate([item[0][name] for item in batch]) for name in batch[0][0]}
     try:
         results = run_model(model, feeds)
-    except BadRequest:
+    except BadRequest as exc:
         if len(batch) == 1:
-            raise
+            return [exc]
         # One request spoilt the batch: score each alone so that only the guilty one fails.
         outcomes = []
         for item in batch:
             try:
                 outcomes.append(run_model(model, item[0]))
-            except Exception as exc:  # handed to the waiting request, which answers it
-                outcomes.append(exc)
+            except Exception as alone:  # handed to the waiting request, which answers it
+                outcomes.append(alone)
         return outcomes
+    except Exception as exc:  # handed to every waiting request; the app answers it (a 500 is logged)
+        return [exc] * len(batch)
     if len(batch) == 1:
         return [results]
     outcomes, start = [], 0
@@ -108,18 +109,14 @@ class MicroBatcher:
         if rows <= INLINE_MAX_ROWS:
             # Small batches are scored right here: handing them to a thread costs more than it saves, since the
             # thread must win the GIL back from a busy loop twice per batch.
-            self._deliver(batch, _outcomes(self.model, batch))
+            self._deliver(batch, score_batch(self.model, batch))
             self._next(loop)
             return
         done = self.executor.submit(score_batch, self.model, batch)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, loop, batch, finished))
 
     def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], finished) -> None:
-        try:
-            outcomes = finished.result()
-        except Exception as exc:  # handed to every waiting request; the app answers it (a 500 is logged)
-            outcomes = [exc] * len(batch)
-        self._deliver(batch, outcomes)
+        self._deliver(batch, finished.result())
         self._next(loop)
 
     def _next(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -137,10 +134,3 @@ class MicroBatcher:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-
-
-def _outcomes(model: LoadedModel, batch: list[_Pending]) -> list:
-    try:
-        return score_batch(model, batch)
-    except Exception as exc:  # handed to every waiting request; the app answers it (a 500 is logged)
-        return [exc] * len(batch)

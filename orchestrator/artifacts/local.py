@@ -46,6 +46,10 @@ class LocalStore:
         path.mkdir(parents=True)
         return path
 
+    def url_signer(self) -> None:
+        # A folder on this machine: nothing elsewhere can be granted a URL to it.
+        return None
+
     def _publish(self, tmp: Path, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)

@@ -58,6 +58,19 @@ def manifest_digest(manifest: dict) -> str:
 
 
 @runtime_checkable
+class URLSigner(Protocol):
+    """A store's power to grant access to its objects by URL, to holders of no credentials (workers, nodes)."""
+
+    def temp_url(self, key: str, expires_in: int, method: str = "GET", *, prefix: bool = False,
+                 check: bool = True) -> str:
+        """A URL granting ``method`` (GET, which allows HEAD, or PUT) on ``key`` for ``expires_in`` seconds.
+
+        With ``prefix``, the URL signs the folder ``key/``: append ``/NAME`` to its path to name one object.
+        With ``check`` (single-object GET only), fail now with ArtifactNotFound if the object does not exist.
+        """
+
+
+@runtime_checkable
 class ArtifactStore(Protocol):
     """Storage for blobs and datasets, addressed by key."""
 
@@ -96,3 +109,7 @@ class ArtifactStore(Protocol):
 
     def scratch_dir(self) -> Path:
         """A local folder on the same filesystem as the store's staging area, for building datasets."""
+
+    def url_signer(self) -> URLSigner | None:
+        """The store's URL signer when its objects can be reached by signed URL from other machines, else None
+        (a local folder: only this machine reaches it)."""

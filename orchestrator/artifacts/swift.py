@@ -513,6 +513,9 @@ class SwiftStore:
 
     # --- sharing ---------------------------------------------------------------------------------
 
+    def url_signer(self) -> "SwiftStore":
+        return self
+
     def temp_url(self, key: str, expires_in: int, method: str = "GET", *, prefix: bool = False,
                  check: bool = True) -> str:
         """A URL granting ``method`` on one artifact for ``expires_in`` seconds, without credentials.

@@ -87,7 +87,8 @@ def make_data(copies: int) -> Path:
 
 def run_dask(folder: Path, work: Path, report: Path | None) -> dict:
     from orchestrator.artifacts.local import LocalStore
-    from orchestrator.pipeline.runner import dask_client, run_pipeline
+    from orchestrator.dask_client import dask_client
+    from orchestrator.pipeline.runner import run_pipeline
     from orchestrator.pipeline.spec import load_pipeline
 
     t0 = time.perf_counter()

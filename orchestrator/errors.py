@@ -92,3 +92,28 @@ class DeployFailed(DataopsError):
     """A rollout stopped: the message names the node and why; the version served before keeps serving."""
 
     exit_code = 16
+
+
+class WaitTimeout(DataopsError):
+    """A wait passed its deadline before what it waited for reached the wanted state; the message names what,
+    the state it was left in and how long it was waited for (the timeout is a setting: raise it and run again)."""
+
+    exit_code = 17
+
+
+class WaitFailed(DataopsError):
+    """What a wait waited for reached a failure state; the message names what, the state and the reason."""
+
+    exit_code = 18
+
+
+class StackTimedOut(WaitTimeout, CloudError):
+    """A Heat stack was still in progress when its wait timed out."""
+
+    exit_code = 17
+
+
+class StackFailed(WaitFailed, CloudError):
+    """A Heat stack reached ``<ACTION>_FAILED``; the message names the failed resource and the cloud's reason."""
+
+    exit_code = 18

@@ -1,11 +1,16 @@
-"""Reading the YAML files users write (pipeline, cluster and deploy files) so that every mistake can be reported
-by file and line."""
+"""Reading the YAML files users write (pipeline, cluster and endpoint files) so that every mistake can be reported
+by file and line, and the one formatter of their mistakes (``file:line: field: message``, with "did you mean")."""
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError
 
@@ -56,12 +61,92 @@ def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def spec_error(path: Path, node: yaml.Node | None, exc) -> SpecError:
-    """One SpecError listing every problem of a pydantic ``ValidationError`` as ``file:line: field: message``."""
+def suggest(word: str, choices: Iterable) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close.
+
+    Args:
+        word: What the user wrote.
+        choices: The valid names.
+
+    Returns:
+        The suggestion, starting with a space, or an empty string.
+    """
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def spec_error(path: Path, node: yaml.Node | None, exc: ValidationError, model: type[BaseModel]) -> SpecError:
+    """One SpecError listing every problem of a pydantic ``ValidationError``, one ``file:line: field: message`` a
+    line; an unknown field or choice names the closest valid one.
+
+    Args:
+        path: The file the data was read from.
+        node: Its YAML node tree (from :func:`read_mapping`), for line numbers.
+        exc: What pydantic found wrong.
+        model: The model the whole file was validated against (``PipelineSpec``, ``ClusterSpec``...), whose fields
+            are the valid names an unknown field is compared with.
+
+    Returns:
+        The error to raise, e.g. ``pipeline.yaml:23: unknown field 'split.boundaires' (did you mean 'boundaries'?)``.
+    """
     problems = []
     for error in exc.errors():
-        location = tuple(error["loc"])
-        field = ".".join(str(p) for p in location) or "(file)"
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}:{line_of(node, location) or 1}: {field}: {message}")
+        location = _error_location(tuple(error["loc"]))
+        problems.append(f"{path}:{line_of(node, location) or 1}: {_describe(model, {**error, 'loc': location})}")
     return SpecError("\n".join(problems))
+
+
+def _describe(model: type[BaseModel], error: dict) -> str:
+    location = error["loc"]
+    field = ".".join(str(part) for part in location)
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(model, location[:-1])
+        known = list(owner.model_fields) if owner else []
+        expected = f"; expected one of: {', '.join(known)}" if known else ""
+        return f"unknown field {field!r}{suggest(location[-1], known)}{expected}"
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        options = re.findall(r"'([^']*)'", expected)
+        return f"field {field!r}: got {error['input']!r}, expected {expected}{suggest(error['input'], options)}"
+    if error["type"] == "missing":
+        return f"field {field!r} is required"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message
+
+
+def _error_location(location: tuple) -> tuple:
+    # pydantic puts a model-level validator's error on the model itself; union branches add type names.
+    return tuple(
+        part for part in location
+        if not (isinstance(part, str) and part[:1].isupper() or part in ("str", "int", "float"))
+    )
+
+
+def _model_at(model: type[BaseModel], location: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``location`` (for suggesting field names)."""
+    annotation: Any = model
+    for part in location:
+        annotation = _container_or_model(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif getattr(annotation, "__origin__", None) in (list, dict):
+            annotation = annotation.__args__[-1]  # the part is a list index or a dict key
+        else:
+            return None
+    annotation = _container_or_model(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _container_or_model(annotation: Any) -> Any:
+    """Strip ``X | None`` down to the model or container inside it."""
+    if getattr(annotation, "__origin__", None) in (list, dict):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if getattr(arg, "__origin__", None) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel)):
+            return arg
+    return annotation

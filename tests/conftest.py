@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def dask_client():
     """A real distributed cluster (scheduler + one worker process) on loopback."""
-    from orchestrator.pipeline.runner import dask_client as open_client
+    from orchestrator.dask_client import dask_client as open_client
 
     with open_client() as client:
         yield client

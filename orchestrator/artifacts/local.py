@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,7 @@ from orchestrator.artifacts.store import (
     manifest_digest,
     sha256_of_file,
 )
+from orchestrator.atomic import atomic_file, write_atomically
 from orchestrator.errors import ArtifactError, ArtifactNotFound
 
 STAGING = ".staging"
@@ -56,26 +56,20 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactInfo:
         dest = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.root / STAGING)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._publish(Path(tmp), dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Staged outside the key's folder, so that a listing never shows a file being written.
+        write_atomically(dest, data, temp_dir=self.root / STAGING)
         return ArtifactInfo(key, hashlib.sha256(data).hexdigest(), len(data))
 
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         dest = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.root / STAGING)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
         # Hash while copying: one pass over the file, and the digest is of exactly the bytes published.
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+        with atomic_file(dest, temp_dir=self.root / STAGING) as out, open(path, "rb") as src:
             for chunk in iter(lambda: src.read(CHUNK), b""):
                 digest.update(chunk)
                 size += out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        self._publish(Path(tmp), dest)
         return ArtifactInfo(key, digest.hexdigest(), size)
 
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
@@ -95,12 +89,14 @@ class LocalStore:
             raise ArtifactNotFound(f"no artifact {key!r} in {self.uri}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
-        shutil.copyfile(path, tmp)
-        if sha256 is not None and (actual := sha256_of_file(tmp)) != sha256:
-            tmp.unlink()
-            raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, expected {sha256}")
-        os.replace(tmp, dest)
+        digest = hashlib.sha256()
+        # Check the bytes as they are copied: a corrupted artifact never replaces what ``dest`` held.
+        with atomic_file(dest) as out, open(path, "rb") as src:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+            if sha256 is not None and (actual := digest.hexdigest()) != sha256:
+                raise ArtifactError(f"artifact {key!r} is corrupted: sha256 {actual}, expected {sha256}")
         return dest
 
     def exists(self, key: str) -> bool:

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
 
 MANIFEST = "_manifest.json"
-# Object-store metadata carrying an object's sha256, set by every writer (the store, and workers through TempURLs).
-SHA256_HEADER = "X-Object-Meta-Sha256"
 CHUNK = 1 << 20
 
 

@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from orchestrator.cli.cluster import _progress, open_cloud
 from orchestrator.cli.console import emit_json, err, out
 from orchestrator.cli.options import StoreOption
+from orchestrator.cli.progress import console_progress
+from orchestrator.cli.timeouts import stack_timeout_s, timeout_option
 from orchestrator.config import setting
 
 endpoints_app = typer.Typer(help="List and inspect inference endpoints.", no_args_is_help=True)
@@ -21,59 +22,46 @@ def deploy(
     endpoint: str = typer.Option(..., "--endpoint", "-e", help="Endpoint name."),
     file: Optional[Path] = typer.Option(None, "-f", "--file", help="Endpoint file (required the first time)."),
     store: Optional[str] = StoreOption,
+    timeout: Optional[str] = timeout_option("stack_timeout"),
 ) -> None:
     """Deploy a registered model to an endpoint, node by node; create the endpoint the first time."""
-    from orchestrator.artifacts.open import open_store
-    from orchestrator.deploy.rollout import deploy as deploy_model
-    from orchestrator.deploy.spec import load_endpoint_spec
-    from orchestrator.deploy.state import endpoint_state
+    from orchestrator.usecases.deploy import EndpointFileNeeded, deploy_model
 
-    state = endpoint_state(endpoint)
-    if file is not None:
-        spec = load_endpoint_spec(file, {"name": endpoint})
-    elif state.exists():
-        spec = state.spec()
-    else:
-        raise typer.BadParameter(f"endpoint {endpoint} does not exist yet: give its file with -f", param_hint="-f")
-    record = deploy_model(ref, spec, open_store(setting("store", store)), open_cloud(spec.cloud), _progress())
+    try:
+        record = deploy_model(ref, endpoint, file, setting("store", store), console_progress(),
+                              stack_timeout_s("stack_timeout", timeout))
+    except EndpointFileNeeded as exc:
+        raise typer.BadParameter(str(exc), param_hint="-f") from exc
     err.print(f"{record['model']}:{record['version']} serves on {endpoint} "
               f"({len(record['nodes'])} nodes, {record['seconds']} s).", markup=False)
 
 
-def undeploy(endpoint: str = typer.Argument(..., help="Endpoint name.")) -> None:
+def undeploy(endpoint: str = typer.Argument(..., help="Endpoint name."),
+             timeout: Optional[str] = timeout_option("stack_delete_timeout")) -> None:
     """Delete an endpoint and everything tagged with it; undeploying an absent endpoint succeeds."""
-    from orchestrator.deploy.rollout import undeploy as undeploy_endpoint
-    from orchestrator.deploy.state import endpoint_state
+    from orchestrator.usecases.deploy import undeploy_endpoint
 
-    state = endpoint_state(endpoint)
-    cloud_name = state.spec().cloud if state.exists() else None
-    for leftover in undeploy_endpoint(endpoint, open_cloud(cloud_name)):
+    for leftover in undeploy_endpoint(endpoint, stack_timeout_s("stack_delete_timeout", timeout)):
         err.print(f"  swept {leftover.kind} {leftover.id}", markup=False)
     err.print(f"Endpoint {endpoint} deleted.", markup=False)
 
 
-def rollback(endpoint: str = typer.Argument(..., help="Endpoint name."), store: Optional[str] = StoreOption) -> None:
+def rollback(endpoint: str = typer.Argument(..., help="Endpoint name."), store: Optional[str] = StoreOption,
+             timeout: Optional[str] = timeout_option("stack_timeout")) -> None:
     """Serve again the model version the endpoint served before its current one."""
-    from orchestrator.artifacts.open import open_store
-    from orchestrator.deploy.rollout import rollback as rollback_endpoint
-    from orchestrator.deploy.state import endpoint_state
+    from orchestrator.usecases.deploy import rollback_endpoint
 
-    spec = endpoint_state(endpoint).spec()
-    record = rollback_endpoint(endpoint, open_store(setting("store", store)), open_cloud(spec.cloud), progress=_progress())
+    record = rollback_endpoint(endpoint, setting("store", store), console_progress(),
+                               stack_timeout_s("stack_timeout", timeout))
     err.print(f"{endpoint} serves {record['model']}:{record['version']} again.", markup=False)
 
 
 @endpoints_app.command("list")
 def list_endpoints(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """List the endpoints known on this machine with the model version each serves."""
-    from orchestrator.deploy.state import known_endpoints
+    from orchestrator.usecases.deploy import list_endpoints as endpoint_rows
 
-    rows = []
-    for state in known_endpoints():
-        record, serving = state.load(), state.serving()
-        rows.append({"name": state.name, "serving": f"{serving['model']}:{serving['version']}" if serving else None,
-                     "nodes": len(record.get("outputs", {}).get("nodes") or []),
-                     "urls": record.get("outputs", {}).get("endpoint_urls") or []})
+    rows = endpoint_rows()
     if as_json:
         emit_json(rows)
         return
@@ -87,9 +75,9 @@ def list_endpoints(as_json: bool = typer.Option(False, "--json", help="Print JSO
 def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """Show an endpoint: the version each node serves, its health and request count, and the deploy history."""
-    from orchestrator.deploy.rollout import endpoint_status
+    from orchestrator.usecases.deploy import describe_endpoint
 
-    status = endpoint_status(endpoint)
+    status = describe_endpoint(endpoint)
     if as_json:
         emit_json(status)
         return
@@ -106,6 +94,7 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``deploy``, ``undeploy``, ``rollback`` and the ``endpoints`` group to the root app."""
     app.command("deploy")(deploy)
     app.command("undeploy")(undeploy)
     app.command("rollback")(rollback)

@@ -7,15 +7,13 @@ from typing import Optional
 
 import typer
 
-from orchestrator.artifacts.open import open_store
 from orchestrator.cli.console import emit_json, err
 from orchestrator.cli.options import StoreOption
-from orchestrator.config import setting
 
 
 def predict(
     ref: str = typer.Argument(..., help="Model: NAME (production, else newest), NAME:VERSION or NAME@STAGE."),
-    input: str = typer.Option(..., "--input", "-i", help="Parquet or CSV file or folder, or a URL."),
+    input: str = typer.Option(..., "--input", "-i", help="Parquet, CSV or JSON lines file, folder or glob, or a URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Parquet folder to create (must not exist)."),
     store: Optional[str] = StoreOption,
     scheduler: Optional[str] = typer.Option(
@@ -23,19 +21,9 @@ def predict(
     ),
 ) -> None:
     """Score a dataset with a registered model, partition by partition, and write the predictions."""
-    from orchestrator.ml.batch import predict_to_path
+    from orchestrator.usecases.predict import predict_batch
 
-    address = setting("scheduler", scheduler)
-    client = None
-    if address:
-        from distributed import Client
-
-        client = Client(address)
-    try:
-        record = predict_to_path(open_store(setting("store", store)), ref, input, output, client=client)
-    finally:
-        if client is not None:
-            client.close()
+    record = predict_batch(ref, input, output, store, scheduler)
     err.print(f"Scored {record['rows']} rows with {record['model']['name']}:{record['model']['version']} "
               f"-> {output}")
     emit_json(record)

@@ -11,9 +11,6 @@ from rich.table import Table
 
 from orchestrator.cli.console import emit_json, err, out
 from orchestrator.cli.options import StoreOption
-from orchestrator.config import setting
-from orchestrator.errors import DataopsError
-
 
 
 def _rows(value) -> str:
@@ -76,32 +73,15 @@ def run(
     ),
 ) -> None:
     """Run PIPELINE: ingest, validate, blend, prepare features, split, train, evaluate, export, register."""
-    from orchestrator.artifacts.open import open_store
-    from orchestrator.pipeline.runner import dask_client, run_pipeline
-    from orchestrator.pipeline.spec import load_pipeline
+    from orchestrator.usecases.run import run_pipeline_file
 
-    loaded = load_pipeline(pipeline)
-    artifact_store = open_store(setting("store", store))
-    address, security = setting("scheduler", scheduler) or None, None
-    if cluster:
-        from orchestrator.clusters.connection import scheduler_connection
+    def started(run) -> None:
+        err.print(f"pipeline [bold]{run.pipeline}[/]  store {run.store}" + (f"  cluster {run.cluster}" if run.cluster else ""))
+        err.print(f"dask dashboard: {run.dashboard}")
 
-        if scheduler:
-            raise DataopsError("--cluster and --scheduler name two places to run; give one")
-        if not hasattr(artifact_store, "temp_url"):
-            raise DataopsError(f"a run on cluster {cluster!r} needs an artifact store its nodes reach, not the local "
-                               f"folder {artifact_store.uri}: give --store swift://CONTAINER[/PREFIX]")
-        address, security = scheduler_connection(cluster)
     progress = StageProgress()
-    with dask_client(address, security=security) as client:
-        err.print(f"pipeline [bold]{loaded.spec.name}[/]  store {artifact_store.uri}"
-                  + (f"  cluster {cluster}" if cluster else ""))
-        err.print(f"dask dashboard: {client.dashboard_link}")
-        result = run_pipeline(loaded, artifact_store, client, on_event=progress, on_progress=progress.tuning)
-    if cluster:
-        from orchestrator.clusters.provision import touch_cluster
-
-        touch_cluster(cluster)  # a used cluster's time-to-live starts again
+    result = run_pipeline_file(pipeline, store, scheduler, cluster, on_start=started, on_event=progress,
+                               on_progress=progress.tuning)
     err.print(f"run [bold]{result.run_id}[/] succeeded in {result.record['elapsed_s']:.1f}s")
     out.print(result.run_id)
 
@@ -112,11 +92,9 @@ runs_app = typer.Typer(help="Inspect and compare run records.", no_args_is_help=
 @runs_app.command("list")
 def runs_list(store: Optional[str] = StoreOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """List runs, newest last."""
-    from orchestrator.artifacts.lineage import list_run_ids, load_record
-    from orchestrator.artifacts.open import open_store
+    from orchestrator.usecases.run import run_records
 
-    artifact_store = open_store(setting("store", store))
-    records = [load_record(artifact_store, run_id) for run_id in list_run_ids(artifact_store)]
+    records = run_records(store)
     if as_json:
         emit_json([{k: r.get(k) for k in ("run_id", "status", "started_at", "elapsed_s", "metrics")} for r in records])
         return
@@ -135,10 +113,9 @@ def runs_show(
     as_json: bool = typer.Option(False, "--json", help="Print the whole record as JSON."),
 ) -> None:
     """Show one run: stages, rows, what each read, artifacts with their sha256, metrics."""
-    from orchestrator.artifacts.lineage import load_record
-    from orchestrator.artifacts.open import open_store
+    from orchestrator.usecases.run import run_record
 
-    record = load_record(open_store(setting("store", store)), run_id)
+    record = run_record(run_id, store)
     if as_json:
         emit_json(record)
         return
@@ -166,11 +143,9 @@ def runs_compare(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """What changed between two runs: parameters, recomputed stages, metrics."""
-    from orchestrator.artifacts.lineage import compare_records, load_record
-    from orchestrator.artifacts.open import open_store
+    from orchestrator.usecases.run import compare_runs
 
-    artifact_store = open_store(setting("store", store))
-    diff = compare_records(load_record(artifact_store, first), load_record(artifact_store, second))
+    diff = compare_runs(first, second, store)
     if as_json:
         emit_json(diff)
         return

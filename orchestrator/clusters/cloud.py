@@ -4,49 +4,18 @@ openstacksdk, the unit tests with an in-memory cloud."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-CLUSTER_TAG_PREFIX = "dataops-cluster="
+# The records are the adapter's; they are re-exported here because they are the words of this port.
+from orchestrator.openstack.stacks import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary, cluster_tag
 
-
-def cluster_tag(name: str) -> str:
-    """The tag every resource of cluster ``name`` carries."""
-    return f"{CLUSTER_TAG_PREFIX}{name}"
-
-
-@dataclass(frozen=True)
-class StackEvent:
-    """One Heat event, shown as it happens."""
-
-    resource: str
-    status: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class StackSummary:
-    """A cluster's stack as listed by the cloud."""
-
-    name: str
-    status: str
-    tags: tuple[str, ...] = ()
-    created_at: str = ""
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """A cloud resource tagged with a cluster (floating IP, port, key pair, application credential)."""
-
-    kind: str
-    id: str
-    cluster: str
-    extra: dict = field(default_factory=dict, compare=False)
+__all__ = ["CLUSTER_TAG_PREFIX", "ClusterCloud", "Leftover", "StackEvent", "StackSummary", "cluster_tag"]
 
 
 class ClusterCloud(Protocol):
-    """Cloud operations behind the cluster use cases; every wait has a timeout and raises CloudError on failure."""
+    """Cloud operations behind the cluster use cases; every wait has a timeout, and a stack that fails is a different
+    error (StackFailed) from a stack still in progress at the deadline (StackTimedOut); both are CloudErrors."""
 
     def create_stack(
         self, name: str, template: Path, environment_files: list[Path], parameters: dict, tags: list[str]
@@ -57,7 +26,12 @@ class ClusterCloud(Protocol):
         """Start updating a stack's parameters."""
 
     def wait_stack(self, name: str, action: str, on_event: Callable[[StackEvent], None], timeout_s: float) -> None:
-        """Wait for ``<action>_COMPLETE``; raise StackFailed naming the failing resource and its reason."""
+        """Wait for ``<action>_COMPLETE``, showing each new event.
+
+        Raises:
+            StackFailed: The stack reached ``<action>_FAILED``; the message names the failed resource and its reason.
+            StackTimedOut: The stack was still in progress after ``timeout_s`` seconds.
+        """
 
     def stack_outputs(self, name: str) -> dict:
         """Return the stack's outputs as {output_key: value}."""
@@ -69,7 +43,12 @@ class ClusterCloud(Protocol):
         """Return the stacks carrying ``tag``."""
 
     def delete_stack(self, name: str, timeout_s: float) -> None:
-        """Delete the stack and wait until it is gone; succeed if it does not exist."""
+        """Delete the stack and wait until it is gone; succeed if it does not exist.
+
+        Raises:
+            StackFailed: The stack reached ``DELETE_FAILED``.
+            StackTimedOut: The stack was still being deleted after ``timeout_s`` seconds.
+        """
 
     def create_keypair(self, name: str, public_key: str, cluster: str) -> None:
         """Import a public key as a Nova key pair."""

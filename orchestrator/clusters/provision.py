@@ -11,11 +11,14 @@ from pathlib import Path
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory, nodes_from_output
 from orchestrator.ansible.playbook import PlaybookResult, TaskEvent, run_playbook
 from orchestrator.clusters import tls
-from orchestrator.clusters.cloud import ClusterCloud, Leftover, StackEvent, cluster_tag
-from orchestrator.clusters.spec import AccessMode, ClusterSpec, environment_files, heat_parameters, parse_duration
+from orchestrator.clusters.cloud import ClusterCloud
+from orchestrator.clusters.spec import AccessMode, ClusterSpec, environment_files, heat_parameters
 from orchestrator.clusters.state import ClusterState, cluster_state, known_clusters
 from orchestrator.clusters.wheelhouse import pack_wheelhouse, pinned_requirements
+from orchestrator.config import duration_setting
+from orchestrator.durations import parse_duration
 from orchestrator.errors import CloudError, DataopsError
+from orchestrator.openstack.stacks import Leftover, StackEvent, cluster_tag
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
 CLUSTER_TEMPLATE = TEMPLATES / "cluster.yaml"
@@ -86,9 +89,9 @@ def create_cluster(
     spec: ClusterSpec,
     cloud: ClusterCloud,
     progress: Progress | None = None,
-    configure: Configure = run_playbook,
+    configure: Configure | None = None,
     wheelhouse: Path | None = None,
-    stack_timeout_s: float = 1800,
+    stack_timeout_s: float | None = None,
 ) -> ClusterReady:
     """Create the stack of ``spec``, configure its nodes and return once every worker is registered.
 
@@ -98,9 +101,9 @@ def create_cluster(
         spec: The cluster.
         cloud: The cloud to create it on.
         progress: Callbacks for Heat events, Ansible tasks and steps.
-        configure: Runs the site playbook (ansible-runner by default).
+        configure: Runs the site playbook; None is ansible-runner.
         wheelhouse: Directory of wheels copied to nodes that cannot reach a package index.
-        stack_timeout_s: Longest wait for the stack.
+        stack_timeout_s: Longest wait for the stack; None reads the ``stack_timeout`` setting.
 
     Returns:
         The ready cluster with the seconds spent in Heat, in configuration and in total.
@@ -110,6 +113,8 @@ def create_cluster(
             configuration failed (host, task and reason named).
     """
     progress = progress or Progress()
+    configure = configure or run_playbook
+    stack_timeout_s = stack_timeout_s or duration_setting("stack_timeout")
     started = time.monotonic()
     state = cluster_state(spec.name)
     if state.exists() or cloud.find_stack(spec.name) is not None:
@@ -157,19 +162,34 @@ def scale_cluster(
     workers: int,
     gpu_workers: int | None = None,
     progress: Progress | None = None,
-    configure: Configure = run_playbook,
+    configure: Configure | None = None,
     wheelhouse: Path | None = None,
-    stack_timeout_s: float = 1800,
+    stack_timeout_s: float | None = None,
 ) -> ClusterReady:
     """Change the worker counts with a stack update, then configure only the nodes the update added.
 
     Scaling down removes the highest-numbered workers first (through the groups' removal policies).
+
+    Args:
+        name: The cluster.
+        cloud: The cloud it runs on.
+        workers: The new number of CPU workers.
+        gpu_workers: The new number of GPU workers; None keeps the current one.
+        progress: Callbacks for Heat events, Ansible tasks and steps.
+        configure: Runs the site playbook; None is ansible-runner.
+        wheelhouse: Directory of wheels copied to nodes that cannot reach a package index.
+        stack_timeout_s: Longest wait for the stack update; None reads the ``stack_timeout`` setting.
+
+    Returns:
+        The cluster with its nodes, and the seconds spent in Heat and in configuration.
 
     Raises:
         ClusterNotFound: No such cluster on this machine.
         DataopsError: The update or the configuration of the new nodes failed.
     """
     progress = progress or Progress()
+    configure = configure or run_playbook
+    stack_timeout_s = stack_timeout_s or duration_setting("stack_timeout")
     state = cluster_state(name)
     old_spec = state.load_spec()
     before = {n.name for n in _nodes(state.load_record().get("outputs", {}))}
@@ -218,13 +238,22 @@ def _configure_nodes(configure, state, spec, outputs, nodes, targets, wheelhouse
     return time.monotonic() - started
 
 
-def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -> list[Leftover]:
+def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float | None = None) -> list[Leftover]:
     """Delete the cluster's stack, then everything still tagged with it, then its local state. Idempotent.
+
+    Args:
+        name: The cluster.
+        cloud: The cloud it runs on.
+        stack_timeout_s: Longest wait for the stack deletion; None reads the ``stack_delete_timeout`` setting.
 
     Returns:
         The leftovers the stack had not removed and that were swept.
+
+    Raises:
+        StackFailed: Heat could not delete the stack (the resource and the cloud's reason named).
+        StackTimedOut: The stack was still being deleted after ``stack_timeout_s``.
     """
-    cloud.delete_stack(name, stack_timeout_s)
+    cloud.delete_stack(name, stack_timeout_s or duration_setting("stack_delete_timeout"))
     swept = []
     for leftover in cloud.list_leftovers(name):
         cloud.delete_leftover(leftover)
@@ -258,7 +287,7 @@ def expired_clusters(now: datetime | None = None) -> list[str]:
         if not ttl:
             continue
         last = datetime.fromisoformat(record.get("last_used") or record["created_at"])
-        if now - last > parse_duration(ttl):
+        if (now - last).total_seconds() > parse_duration(ttl, f"the ttl of cluster {state.name}"):
             expired.append(state.name)
     return expired
 

@@ -4,34 +4,16 @@ and the table mapping it to the Heat template's parameters."""
 from __future__ import annotations
 
 import ipaddress
-import re
-from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.yaml_files import read_mapping, spec_error
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``8h``, ``30m``, ``1d12h`` into a timedelta.
-
-    Raises:
-        ValueError: The text is not such a duration, or is zero.
-    """
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match:
-        raise ValueError(f"expected a duration such as 8h, 30m or 1d12h, got {text!r}")
-    days, hours, minutes = (int(g or 0) for g in match.groups())
-    duration = timedelta(days=days, hours=hours, minutes=minutes)
-    if duration <= timedelta(0):
-        raise ValueError("a time-to-live must be longer than zero")
-    return duration
 
 
 class AccessMode(str, Enum):
@@ -98,7 +80,7 @@ class ClusterSpec(_Strict):
     @classmethod
     def _ttl_is_duration(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_duration(value)
+            parse_duration(value, "the time-to-live")
         return value
 
     @model_validator(mode="after")
@@ -172,4 +154,4 @@ def load_cluster_spec(path: Path) -> ClusterSpec:
     try:
         return ClusterSpec.model_validate(data)
     except ValidationError as exc:
-        raise spec_error(path, node, exc) from exc
+        raise spec_error(path, node, exc, ClusterSpec) from exc

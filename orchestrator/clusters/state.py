@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,25 +9,24 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from orchestrator.atomic import write_atomically
 from orchestrator.clusters.spec import ClusterSpec
-from orchestrator.clusters.tls import write_atomically as _atomic_write
 from orchestrator.errors import ClusterNotFound
+from orchestrator.local_state import FOLDER_MODE, LocalRecord, records_under, state_root
 
 
 def clusters_dir() -> Path:
     """Root of the per-cluster state: ``DATAOPS_CLUSTERS_DIR`` or ``~/.dataops/clusters``."""
-    return Path(os.environ.get("DATAOPS_CLUSTERS_DIR", Path.home() / ".dataops" / "clusters"))
+    return state_root("DATAOPS_CLUSTERS_DIR", "clusters")
 
 
 @dataclass
-class ClusterState:
+class ClusterState(LocalRecord):
     """The local record of one cluster."""
 
-    directory: Path
-
-    @property
-    def name(self) -> str:
-        return self.directory.name
+    record_file = "cluster.json"
+    kind = "cluster"
+    not_found = ClusterNotFound
 
     @property
     def ssh_key(self) -> Path:
@@ -40,41 +36,28 @@ class ClusterState:
     def tls_dir(self) -> Path:
         return self.directory / "tls"
 
-    @property
-    def record(self) -> Path:
-        return self.directory / "cluster.json"
-
-    def exists(self) -> bool:
-        return self.record.exists()
-
     def ensure_ssh_key(self) -> str:
         """Create the cluster's SSH key pair unless present; return the OpenSSH public key."""
         return ensure_ssh_key(self.ssh_key, f"dataops-{self.name}")
 
     def save(self, spec: ClusterSpec, **fields) -> None:
         """Write the cluster's spec and bookkeeping fields (created_at, last_used, outputs) atomically."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        previous = self.load_record() if self.exists() else {}
+        previous = self.read() if self.exists() else {}
         record = {**previous, **fields, "spec": spec.model_dump(mode="json")}
         record.setdefault("created_at", datetime.now(timezone.utc).isoformat())
-        _atomic_write(self.record, json.dumps(record, indent=2, sort_keys=True).encode(), 0o600)
+        self.write(record)
 
     def load_record(self) -> dict:
         """Read the record; raise ClusterNotFound when there is none."""
-        if not self.exists():
-            raise ClusterNotFound(f"no cluster named {self.name!r} (looked in {self.directory})")
-        return json.loads(self.record.read_text())
+        return self.read()
 
     def load_spec(self) -> ClusterSpec:
         return ClusterSpec.model_validate(self.load_record()["spec"])
 
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
 
 def ensure_ssh_key(path: Path, comment: str) -> str:
     """Create an ed25519 key pair at ``path`` (and ``path.pub``) unless present; return the OpenSSH public key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
     public = path.with_suffix(".pub")
     if not path.exists():
         key = ed25519.Ed25519PrivateKey.generate()
@@ -82,8 +65,8 @@ def ensure_ssh_key(path: Path, comment: str) -> str:
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
         )
         public_bytes = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        _atomic_write(path, private_bytes, 0o600)
-        _atomic_write(public, public_bytes + f" {comment}\n".encode(), 0o644)
+        write_atomically(path, private_bytes, 0o600)
+        write_atomically(public, public_bytes + f" {comment}\n".encode(), 0o644)
     return public.read_text().strip()
 
 
@@ -94,7 +77,4 @@ def cluster_state(name: str) -> ClusterState:
 
 def known_clusters() -> list[ClusterState]:
     """Every cluster recorded on this machine."""
-    root = clusters_dir()
-    if not root.is_dir():
-        return []
-    return [ClusterState(d) for d in sorted(root.iterdir()) if (d / "cluster.json").exists()]
+    return records_under(clusters_dir(), ClusterState)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from orchestrator.atomic import write_atomically
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -31,20 +31,6 @@ class TlsFiles:
     ca: Path
     cert: Path
     key: Path
-
-
-def write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` by rename, the file created with ``mode`` from the start."""
-    # A key must never exist, even briefly, with looser permissions than its final ones.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

@@ -4,7 +4,6 @@ built on the operator's machine for clouds whose nodes cannot reach a package in
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -12,6 +11,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from orchestrator.atomic import atomic_file
 from orchestrator.errors import DataopsError
 
 # Packages whose versions must match between the client and the cluster for Dask to talk to it.
@@ -83,10 +83,12 @@ def pack_wheelhouse(directory: Path, archives: Path | None = None) -> Path:
     if archive.is_file():
         return archive
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{name}.{os.getpid()}.tar"
-    with tempfile.NamedTemporaryFile("w", suffix=".marker") as marker, tarfile.open(partial, "w") as tar:
+    with (
+        tempfile.NamedTemporaryFile("w", suffix=".marker") as marker,
+        atomic_file(archive) as partial,
+        tarfile.open(fileobj=partial, mode="w") as tar,
+    ):
         tar.add(marker.name, arcname=f".{name}")
         for wheel in wheels:
             tar.add(wheel, arcname=wheel.name)
-    os.replace(partial, archive)
     return archive

@@ -14,13 +14,15 @@ from pathlib import Path
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.store import MANIFEST, ArtifactStore
-from orchestrator.clusters.cloud import ClusterCloud, Leftover
+from orchestrator.clusters.cloud import ClusterCloud
 from orchestrator.clusters.provision import Progress
 from orchestrator.clusters.wheelhouse import pack_wheelhouse
+from orchestrator.config import duration_setting
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
 from orchestrator.errors import CloudError, ConfigurationFailed, DataopsError, DeployFailed
+from orchestrator.openstack.stacks import Leftover
 from orchestrator.registry.models import PREFIX, ModelRegistry
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
@@ -40,7 +42,8 @@ def keypair_name(endpoint: str) -> str:
 
 def _model_entry(store: ArtifactStore, name: str, version: int) -> dict:
     """What a node needs to fetch one model version: short-lived URLs and the registry's sha256s."""
-    if not hasattr(store, "temp_url"):
+    signer = store.url_signer()
+    if signer is None:
         raise DataopsError(
             f"deploying needs a Swift store (--store swift://CONTAINER): inference servers fetch models through "
             f"TempURLs, and {store.uri} cannot make them"
@@ -49,9 +52,9 @@ def _model_entry(store: ArtifactStore, name: str, version: int) -> dict:
     files = json.loads(store.get_bytes(f"{key}/{MANIFEST}"))["files"]
     return {
         "name": name, "version": version,
-        "model_url": store.temp_url(f"{key}/model.onnx", TEMP_URL_SECONDS),
+        "model_url": signer.temp_url(f"{key}/model.onnx", TEMP_URL_SECONDS),
         "model_sha256": files["model.onnx"]["sha256"],
-        "card_url": store.temp_url(f"{key}/model_card.json", TEMP_URL_SECONDS),
+        "card_url": signer.temp_url(f"{key}/model_card.json", TEMP_URL_SECONDS),
         "card_sha256": files["model_card.json"]["sha256"],
     }
 
@@ -85,15 +88,26 @@ def deploy(
     store: ArtifactStore,
     cloud: ClusterCloud,
     progress: Progress | None = None,
-    configure: Callable = run_playbook,
+    configure: Callable | None = None,
     wheelhouse_dir: Path | None = None,
-    stack_timeout_s: float = 1800,
+    stack_timeout_s: float | None = None,
 ) -> dict:
     """Deploy model ``ref`` to endpoint ``spec.name``, one node at a time, and record the deploy.
 
     Each node fetches the new version (checked against the registry's sha256), loads it beside the one it serves,
     and switches only once the version reproduces its model card's examples. The first node that fails stops the
     rollout and is put back on the previous version; the other nodes were never touched.
+
+    Args:
+        ref: The model, ``NAME``, ``NAME:VERSION`` or ``NAME@STAGE``.
+        spec: The endpoint.
+        store: The store holding the registry; it must sign URLs (Swift), for the nodes fetch the model by URL.
+        cloud: The cloud the endpoint runs on.
+        progress: Callbacks for Heat events, Ansible tasks and steps.
+        configure: Runs the inference playbook on one node (ansible-runner by default).
+        wheelhouse_dir: Where the server's wheels are built and cached.
+        stack_timeout_s: Longest wait for the stack to be created or updated; None reads the ``stack_timeout``
+            setting.
 
     Returns:
         The deploy record (who, when, model, version, run, nodes, seconds).
@@ -103,6 +117,8 @@ def deploy(
         DataopsError: the model or the stack could not be resolved or created.
     """
     progress = progress or Progress()
+    configure = configure or run_playbook
+    stack_timeout_s = stack_timeout_s or duration_setting("stack_timeout")
     started = time.monotonic()
     registry = ModelRegistry(store)
     name, version = registry.resolve(ref)
@@ -162,9 +178,18 @@ def rollback(endpoint: str, store: ArtifactStore, cloud: ClusterCloud, **kwargs)
     return deploy(f"{target['model']}:{target['version']}", state.spec(), store, cloud, **kwargs)
 
 
-def undeploy(endpoint: str, cloud: ClusterCloud, stack_timeout_s: float = 900) -> list[Leftover]:
-    """Delete the endpoint's stack, key pair and anything still tagged with it, then its local state. Idempotent."""
-    cloud.delete_stack(stack_name(endpoint), stack_timeout_s)
+def undeploy(endpoint: str, cloud: ClusterCloud, stack_timeout_s: float | None = None) -> list[Leftover]:
+    """Delete the endpoint's stack, key pair and anything still tagged with it, then its local state. Idempotent.
+
+    Args:
+        endpoint: The endpoint.
+        cloud: The cloud it runs on.
+        stack_timeout_s: Longest wait for the stack deletion; None reads the ``stack_delete_timeout`` setting.
+
+    Returns:
+        The tagged resources the stack had left and that were swept.
+    """
+    cloud.delete_stack(stack_name(endpoint), stack_timeout_s or duration_setting("stack_delete_timeout"))
     swept = [Leftover("keypair", keypair_name(endpoint), endpoint)]
     swept += cloud.list_tagged(ENDPOINT_TAG_PREFIX, endpoint)
     for leftover in swept:

@@ -65,4 +65,4 @@ def load_endpoint_spec(path: Path, overrides: dict | None = None) -> EndpointSpe
     try:
         return EndpointSpec.model_validate(data)
     except ValidationError as exc:
-        raise spec_error(path, node, exc) from exc
+        raise spec_error(path, node, exc, EndpointSpec) from exc

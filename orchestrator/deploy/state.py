@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from orchestrator.atomic import write_atomically
 from orchestrator.clusters.state import ensure_ssh_key
-from orchestrator.clusters.tls import write_atomically
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.errors import EndpointNotFound
+from orchestrator.local_state import RECORD_MODE, LocalRecord, records_under, state_root
 
 
 def endpoints_dir() -> Path:
     """Root of the per-endpoint state: ``DATAOPS_ENDPOINTS_DIR`` or ``~/.dataops/endpoints``."""
-    return Path(os.environ.get("DATAOPS_ENDPOINTS_DIR", Path.home() / ".dataops" / "endpoints"))
+    return state_root("DATAOPS_ENDPOINTS_DIR", "endpoints")
 
 
 @dataclass
-class EndpointState:
+class EndpointState(LocalRecord):
     """The local record of one endpoint."""
 
-    directory: Path
-
-    @property
-    def name(self) -> str:
-        return self.directory.name
+    record_file = "endpoint.json"
+    kind = "endpoint"
+    not_found = EndpointNotFound
 
     @property
     def ssh_key(self) -> Path:
@@ -39,34 +35,23 @@ class EndpointState:
     def token_file(self) -> Path:
         return self.directory / "token"
 
-    @property
-    def record(self) -> Path:
-        return self.directory / "endpoint.json"
-
-    def exists(self) -> bool:
-        return self.record.exists()
-
     def ensure_ssh_key(self) -> str:
         return ensure_ssh_key(self.ssh_key, f"dataops-endpoint-{self.name}")
 
     def ensure_token(self) -> str:
         """The bearer token clients present, created once per endpoint (mode 600, never printed)."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ensure_directory()
         if not self.token_file.exists():
-            write_atomically(self.token_file, secrets.token_urlsafe(32).encode(), 0o600)
+            write_atomically(self.token_file, secrets.token_urlsafe(32), RECORD_MODE)
         return self.token_file.read_text().strip()
 
     def load(self) -> dict:
-        if not self.exists():
-            raise EndpointNotFound(f"no endpoint named {self.name!r} (looked in {self.directory})")
-        return json.loads(self.record.read_text())
+        """Read the record; raise EndpointNotFound when there is none."""
+        return self.read()
 
     def save(self, **fields) -> dict:
         """Merge ``fields`` into the record and write it atomically; return the record."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        record = {**(self.load() if self.exists() else {}), **fields}
-        write_atomically(self.record, json.dumps(record, indent=2, sort_keys=True).encode(), 0o600)
-        return record
+        return self.merge(**fields)
 
     def spec(self) -> EndpointSpec:
         return EndpointSpec.model_validate(self.load()["spec"])
@@ -79,19 +64,13 @@ class EndpointState:
         done = [entry for entry in self.history() if entry["status"] == "succeeded"]
         return done[-1] if done else None
 
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
 
 def endpoint_state(name: str) -> EndpointState:
     return EndpointState(endpoints_dir() / name)
 
 
 def known_endpoints() -> list[EndpointState]:
-    root = endpoints_dir()
-    if not root.is_dir():
-        return []
-    return [EndpointState(d) for d in sorted(root.iterdir()) if (d / "endpoint.json").exists()]
+    return records_under(endpoints_dir(), EndpointState)
 
 
 def now() -> str:

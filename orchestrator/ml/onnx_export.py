@@ -8,8 +8,6 @@ labels must agree exactly and probabilities within ``spec.parity_tolerance`` (re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from orchestrator.artifacts.store import sha256_of_file
+from orchestrator.atomic import write_atomically
 from orchestrator.errors import ParityFailed, StageFailed
 from orchestrator.ml.card import build_card, render_markdown
 from orchestrator.ml.converters import install_converter_fixes
@@ -143,15 +142,8 @@ def _examples(spec: ModelSpec, model_bytes: bytes, X_train: pd.DataFrame) -> dic
     return {"inputs": inputs, "outputs": {name: np.asarray(out).tolist() for name, out in zip(names, outputs)}}
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    # mkstemp creates 0600; a model folder is read by other services (the inference server), like any file.
-    os.fchmod(fd, 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+# A model folder is read by other services (the inference server), whatever the exporting user's umask.
+MODEL_FILE_MODE = 0o644
 
 
 def export_model(
@@ -193,7 +185,7 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
-    _write_atomically(onnx_path, model_bytes)
+    write_atomically(onnx_path, model_bytes, MODEL_FILE_MODE)
     files = {"model.onnx": {"sha256": sha256_of_file(onnx_path), "size": onnx_path.stat().st_size}}
     lineage = dict(lineage)
     lineage.setdefault("training_data", {"train": describe_frame(train)})
@@ -201,13 +193,14 @@ def export_model(
     card = build_card(spec=spec, model=model, X_train=X_train, classes=classes, files=files, metrics=metrics,
                       parity=parity, examples=_examples(spec, model_bytes, X_train), lineage=lineage)
     write_card(out_dir, card)
-    _write_atomically(out_dir / "metrics.json", json.dumps(card["metrics"], indent=1, sort_keys=True).encode())
+    metrics = json.dumps(card["metrics"], indent=1, sort_keys=True)
+    write_atomically(out_dir / "metrics.json", metrics, MODEL_FILE_MODE)
     if report_html is not None:
-        _write_atomically(out_dir / "report.html", report_html.encode())
+        write_atomically(out_dir / "report.html", report_html.encode(), MODEL_FILE_MODE)
     return ExportResult(out_dir, parity, card)
 
 
 def write_card(folder: Path, card: dict) -> None:
     """Write ``model_card.json`` and ``model_card.md`` into ``folder``."""
-    _write_atomically(folder / "model_card.json", json.dumps(card, indent=1, sort_keys=True).encode())
-    _write_atomically(folder / "model_card.md", render_markdown(card).encode())
+    write_atomically(folder / "model_card.json", json.dumps(card, indent=1, sort_keys=True), MODEL_FILE_MODE)
+    write_atomically(folder / "model_card.md", render_markdown(card).encode(), MODEL_FILE_MODE)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import openstack.exceptions
 from openstack.orchestration.util import template_utils
 
-from orchestrator.clusters.cloud import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary
-from orchestrator.errors import CloudError
+from orchestrator.errors import StackFailed, StackTimedOut
 from orchestrator.openstack.connection import cloud_errors
+from orchestrator.openstack.stacks import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary
+from orchestrator.waiting import POLL_SECONDS, wait_until
 
-_POLL_SECONDS = 2.0
+# A stack that is gone reads as deleted: deleting it again succeeds.
+_GONE = "DELETE_COMPLETE"
 
 
 def _template_and_files(template: Path, environment_files: list[Path]) -> tuple[dict, dict, dict]:
@@ -47,23 +48,22 @@ class OpenStackClusterCloud:
             )
 
     def wait_stack(self, name, action, on_event: Callable[[StackEvent], None], timeout_s):
-        deadline = time.monotonic() + timeout_s
         seen: set[str] = set()
         with cloud_errors(f"cannot follow stack {name}"):
             stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
-            while True:
+
+            def poll():
                 for event in self._events(stack):
                     if event.id not in seen:
                         seen.add(event.id)
                         on_event(StackEvent(event.resource_name, event.resource_status, event.resource_status_reason or ""))
-                stack = self.conn.orchestration.get_stack(stack.id)
-                if stack.status == f"{action}_COMPLETE":
-                    return
-                if stack.status == f"{action}_FAILED":
-                    raise CloudError(f"stack {name} {action}_FAILED: {self._failure(stack)}")
-                if time.monotonic() > deadline:
-                    raise CloudError(f"stack {name} still {stack.status} after {timeout_s:.0f} s")
-                time.sleep(_POLL_SECONDS)
+                return self.conn.orchestration.get_stack(stack.id)
+
+            wait_until(
+                poll, status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
+                failures=[f"{action}_FAILED"], timeout_s=timeout_s, what=f"stack {name}", interval_s=POLL_SECONDS,
+                reason=self._failure, timeout_error=StackTimedOut, failure_error=StackFailed,
+            )
 
     def _events(self, stack):
         return sorted(self.conn.orchestration.stack_events(stack), key=lambda e: (e.event_time or "", e.id))
@@ -103,18 +103,18 @@ class OpenStackClusterCloud:
             if stack is None:
                 return
             self.conn.orchestration.delete_stack(stack, ignore_missing=True)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
+
+            def poll():
                 try:
-                    current = self.conn.orchestration.get_stack(stack.id)
+                    return self.conn.orchestration.get_stack(stack.id)
                 except openstack.exceptions.NotFoundException:
-                    return
-                if current.status == "DELETE_COMPLETE":
-                    return
-                if current.status == "DELETE_FAILED":
-                    raise CloudError(f"stack {name} DELETE_FAILED: {self._failure(current)}")
-                time.sleep(_POLL_SECONDS)
-            raise CloudError(f"stack {name} not deleted after {timeout_s:.0f} s")
+                    return None
+
+            wait_until(
+                poll, status=lambda current: _GONE if current is None else current.status, ready=[_GONE],
+                failures=["DELETE_FAILED"], timeout_s=timeout_s, what=f"stack {name}", interval_s=POLL_SECONDS,
+                reason=self._failure, timeout_error=StackTimedOut, failure_error=StackFailed,
+            )
 
     def create_keypair(self, name, public_key, cluster):
         with cloud_errors(f"cannot create key pair {name}"):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.errors import SpecError
-from orchestrator.pipeline.spec import Join, duration_seconds
+from orchestrator.pipeline.spec import Join
 
 # Above this many rows the right side is joined with a distributed (shuffling) merge instead of a broadcast.
 BROADCAST_ROWS = 5_000_000
@@ -37,7 +37,7 @@ def _key_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFr
 
 def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFrame:
     time = join.time
-    tolerance = pd.Timedelta(seconds=duration_seconds(time.tolerance))
+    tolerance = pd.Timedelta(seconds=time.tolerance_seconds)
     stamps = left[time.left]
     if stamps.isna().any():
         return _asof_merge_with_missing_times(left, right, join, tolerance)

@@ -10,17 +10,23 @@ import dask.dataframe as dd
 from distributed import Client
 
 from orchestrator.artifacts.store import ArtifactStore
+from orchestrator.errors import StageFailed
 from orchestrator.pipeline.isolation import PartitionView
 from orchestrator.pipeline.spec import PipelineSpec
 from orchestrator.pipeline.stage_data import StageData
 
+# The part of a stage's output that holds its rows, unless the stage names another.
+DATA = "data"
+
 
 @dataclass
 class StageContext:
-    """One stage's view of the run. Post-split stages reach partitions only through ``partitions``.
+    """One stage's view of the run: exactly what its kind declares it reads.
 
-    Data goes through ``data`` (upstream outputs named by ``locations``); ``inputs`` opens an upstream output as a
-    local folder, for the files a stage reads itself (a fitted model).
+    Data goes through ``data`` (upstream outputs named by ``locations``, opened with ``output``); ``inputs`` opens
+    an upstream output as a local folder, for the files a stage reads itself (a fitted model). A stage reading a
+    source finds it in ``source_frames`` under ``source``; post-split stages reach partitions only through
+    ``partitions``.
     """
 
     name: str
@@ -34,6 +40,19 @@ class StageContext:
     locations: dict[str, str] = field(default_factory=dict)
     inputs: Mapping[str, Path] = field(default_factory=dict)
     upstream: dict[str, dict] = field(default_factory=dict)
+    source: str | None = None
     source_frames: dict[str, dd.DataFrame] = field(default_factory=dict)
     partitions: PartitionView | None = None
     on_progress: object = None
+
+    def output(self, stage: str, part: str = DATA) -> dd.DataFrame:
+        """The folder ``part`` of upstream ``stage``'s output, as a lazy Dask DataFrame.
+
+        Raises:
+            StageFailed: this stage's kind does not declare that it reads ``stage``.
+        """
+        if stage not in self.locations:
+            declared = ", ".join(self.locations) or "none"
+            raise StageFailed(f"stage {self.name!r} reads the output of {stage!r}, which its kind does not declare "
+                              f"in reads.outputs (declared: {declared})")
+        return self.data.read(self.locations[stage], part)

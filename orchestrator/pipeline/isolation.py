@@ -5,6 +5,10 @@ Two guarantees:
 * after the split, no entity key and no identical row sits in two partitions (``check_disjoint``);
 * a stage is handed a ``PartitionView`` that yields only the partitions the stage is allowed to read; asking for any
   other raises, whatever the stage's code does, and every read is recorded with the partition's fingerprint.
+
+What a stage may read is its kind's declaration (``Reads.partitions`` in ``orchestrator.pipeline.kinds``: training
+never sees test or serve rows, evaluation sees only test rows); the graph refuses a stage that would read a split's
+whole output instead.
 """
 
 from __future__ import annotations
@@ -19,14 +23,6 @@ from orchestrator.errors import IsolationViolation
 from orchestrator.pipeline.spec import PARTITIONS
 
 PARTITION = "_partition"
-
-# What each built-in stage may read. Training never sees test or serve rows; evaluation sees only test rows.
-STAGE_READS: dict[str, tuple[str, ...]] = {
-    "train": ("train", "validation"),
-    "evaluate": ("test",),
-    "export": ("train", "test"),
-    "score": ("serve",),
-}
 
 
 def row_hashes(frame: pd.DataFrame, key_columns: list[str]) -> pd.DataFrame:

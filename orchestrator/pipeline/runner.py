@@ -1,5 +1,9 @@
 """Run a pipeline on a Dask client: each stage is looked up in the content-addressed cache, run only when missing,
-published atomically, and recorded (with what it read and what it wrote) in the run record."""
+published atomically, and recorded (with what it read and what it wrote) in the run record.
+
+The runner knows no stage by name: what a stage is handed (its source's frame, upstream outputs, a PartitionView on
+its partitions) and which of its metadata reach the run record come from its kind's declaration
+(``orchestrator.pipeline.stage_kinds``)."""
 
 from __future__ import annotations
 
@@ -134,11 +138,10 @@ def run_pipeline(
     scratch: list[Path] = []
     started = time.perf_counter()
     try:
-        source_inputs = _source_inputs(pipeline, store)
-        for stage in build_graph(pipeline):
-            inputs = {dep: keys[dep] for dep in stage.depends}
-            if stage.name.startswith("ingest."):
-                inputs["data"] = source_inputs[stage.name.removeprefix("ingest.")].fingerprint
+        graph = build_graph(pipeline)
+        source_inputs = _source_inputs(pipeline, store, graph)
+        for stage in graph:
+            inputs = cache_inputs(stage, keys, source_inputs)
             key = stage_key(stage.name, stage.config, stage.code, inputs)
             keys[stage.name] = key
             location = cache_location(stage.name, key)
@@ -167,8 +170,10 @@ def run_pipeline(
                     meta["reads"] = ctx.partitions.reads
                 meta["key"] = key
                 if failure := meta.get("failed"):
-                    _keep_quarantine(data, run_id, stage.name, record)
-                    raise ValidationFailed(failure + f"; quarantined rows with reasons: {record['artifacts'][-1]['key']}")
+                    if stage.writes.quarantine:
+                        kept = _keep_quarantine(data, run_id, stage, record)
+                        failure += f"; quarantined rows with reasons: {kept}"
+                    raise ValidationFailed(failure)
                 (out_dir / STAGE_META).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
                 digest = data.publish(location).sha256
                 entry["status"] = "ran"
@@ -180,15 +185,11 @@ def run_pipeline(
                 reads=meta.get("reads", {}),
                 outputs=[{"key": location, "sha256": digest}],
             )
-            for extra in ("quarantined", "partitions", "metrics", "parity", "model", "version", "created",
-                          "best_params", "best_score"):
-                if extra in meta:
-                    entry[extra] = meta[extra]
+            entry.update({name: meta[name] for name in stage.writes.record if name in meta})
             locations[stage.name], metas[stage.name] = location, meta
             record["stages"][stage.name] = entry
             record["artifacts"].append({"name": stage.name, "key": location, "sha256": digest})
-            if "metrics" in meta:
-                record["metrics"] = meta["metrics"]
+            record.update({name: meta[name] for name in stage.writes.run_record if name in meta})
             save_record(store, record)
         record["status"] = "succeeded"
     except KeyboardInterrupt:
@@ -207,9 +208,22 @@ def run_pipeline(
     return RunResult(run_id, record)
 
 
-def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore) -> dict[str, SourceFiles]:
+def cache_inputs(stage: Stage, keys: dict[str, str], sources: dict[str, SourceFiles]) -> dict[str, str]:
+    """What enters ``stage``'s cache key besides its config and code: the key of every stage it reads and, for a
+    stage reading a source, the fingerprint of the source's files (as ``data``)."""
+    inputs = {upstream: keys[upstream] for upstream in stage.depends}
+    if stage.reads.source is not None:
+        inputs["data"] = sources[stage.reads.source].fingerprint
+    return inputs
+
+
+def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore, graph: list[Stage]) -> dict[str, SourceFiles]:
+    """The files of every source a stage reads, resolved (downloaded when remote) and hashed before any stage runs."""
+    read = {stage.reads.source for stage in graph if stage.reads.source is not None}
     found = {}
     for name, source in pipeline.spec.sources.items():
+        if name not in read:
+            continue
         files = source_io.resolve_files(source, pipeline.base_dir, store)
         sha256s = source_io.file_sha256s(files, store)
         found[name] = SourceFiles(files, sha256s, source_io.fingerprint_files(files, sha256s))
@@ -217,8 +231,10 @@ def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore) -> dict[str, 
 
 
 def _context(stage: Stage, pipeline, store, data, client, run_id, out_dir, locations, metas, source_inputs) -> StageContext:
-    # Stages after the split get the partitions only through the view, never the split itself.
-    upstream = {dep: locations[dep] for dep in stage.depends if dep != "split"}
+    """Exactly what the stage's kind declares it reads, and nothing more."""
+    reads = stage.reads
+    # Post-split stages get the partitions only through the view, never the split's output itself.
+    upstream = {name: locations[name] for name in reads.outputs}
     ctx = StageContext(
         name=stage.name,
         spec=pipeline.spec,
@@ -230,22 +246,23 @@ def _context(stage: Stage, pipeline, store, data, client, run_id, out_dir, locat
         data=data,
         locations=upstream,
         inputs=DatasetFolders(store, upstream),
-        upstream={dep: metas[dep] for dep in stage.depends},
+        upstream={name: metas[name] for name in stage.depends},
+        source=reads.source,
     )
-    if stage.name.startswith("ingest."):
-        name = stage.name.removeprefix("ingest.")
-        files = source_inputs[name]
-        ctx.source_frames[name] = source_io.read_source(pipeline.spec.sources[name], files.paths,
-                                                        data.source_paths(files.paths, files.sha256s))
-    if stage.reads:
-        split = locations["split"]
-        ctx.partitions = PartitionView(stage.name, stage.reads, lambda part: data.read(split, part),
-                                       metas["split"]["partitions"])
+    if reads.source is not None:
+        files = source_inputs[reads.source]
+        ctx.source_frames[reads.source] = source_io.read_source(pipeline.spec.sources[reads.source], files.paths,
+                                                                data.source_paths(files.paths, files.sha256s))
+    if reads.partitions:
+        split = locations[reads.partitions_of]
+        ctx.partitions = PartitionView(stage.name, reads.partitions, lambda part: data.read(split, part),
+                                       metas[reads.partitions_of]["partitions"])
     return ctx
 
 
-def _keep_quarantine(data: StageData, run_id: str, stage: str, record: dict) -> None:
-    """A failed validation still publishes its quarantined rows, so the user can see why."""
-    key = f"runs/{run_id}/quarantine/{stage.removeprefix('ingest.')}"
-    info = data.publish_part("quarantine", key)
-    record["artifacts"].append({"name": f"{stage}.quarantine", "key": key, "sha256": info.sha256})
+def _keep_quarantine(data: StageData, run_id: str, stage: Stage, record: dict) -> str:
+    """A failed validation still publishes its quarantined rows, so the user can see why; returns their key."""
+    key = f"runs/{run_id}/quarantine/{stage.reads.source or stage.name}"
+    info = data.publish_part(stage.writes.quarantine, key)
+    record["artifacts"].append({"name": f"{stage.name}.quarantine", "key": key, "sha256": info.sha256})
+    return key

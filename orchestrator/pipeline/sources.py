@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from urllib.parse import urlparse
 import dask.dataframe as dd
 
 from orchestrator.artifacts.store import CHUNK, ArtifactStore, sha256_of_file
+from orchestrator.atomic import atomic_file, write_atomically
 from orchestrator.errors import SourceError
 from orchestrator.pipeline.spec import Source
 
@@ -59,14 +59,11 @@ def _download(url: str, store: ArtifactStore) -> Path:
     dest = folder / name
     if dest.exists():
         return dest
-    tmp = dest.with_suffix(dest.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_file(dest) as out:
             shutil.copyfileobj(response, out, CHUNK)
     except (urllib.error.URLError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
         raise SourceError(f"source {url!r}: download failed ({exc})") from exc
-    os.replace(tmp, dest)
     return dest
 
 
@@ -82,7 +79,7 @@ def file_sha256s(files: list[Path], store: ArtifactStore) -> list[str]:
             file_hash = memo.read_text()
         else:
             file_hash = sha256_of_file(path)
-            memo.write_text(file_hash)
+            write_atomically(memo, file_hash)  # a reader must never take a half-written hash
         hashes.append(file_hash)
     return hashes
 

@@ -6,7 +6,6 @@ time-aligned), ``features`` (derived columns), ``split`` (train / validation / t
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.ml.spec import ModelSpec
-from orchestrator.yaml_files import line_of, read_mapping
+from orchestrator.yaml_files import line_of, read_mapping, spec_error, suggest
 
 PARTITIONS = ("train", "validation", "test", "serve")
-_DURATION = re.compile(r"^(\d+)\s*(s|min|h|d)$")
 
 
 class _Strict(BaseModel):
@@ -123,9 +122,13 @@ class TimeAlignment(_Strict):
     @field_validator("tolerance")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not _DURATION.match(value):
-            raise ValueError(f"expected a duration like 30min, 1h or 2d, got {value!r}")
+        parse_duration(value, "the join tolerance", allow_zero=True)  # zero: only rows at the very same time
         return value
+
+    @property
+    def tolerance_seconds(self) -> float:
+        """The tolerance in seconds."""
+        return parse_duration(self.tolerance, "the join tolerance", allow_zero=True)
 
 
 class Join(_Strict):
@@ -228,64 +231,6 @@ class LoadedPipeline:
 # ---------------------------------------------------------------- loading, with file:line and "did you mean"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that owns the mapping at ``loc`` (for suggesting field names)."""
-    annotation: Any = PipelineSpec
-    for part in loc:
-        annotation = _container_or_model(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            if field is None:
-                return None
-            annotation = field.annotation
-        elif getattr(annotation, "__origin__", None) in (list, dict):
-            annotation = annotation.__args__[-1]  # the part is a list index or a dict key
-        else:
-            return None
-    annotation = _container_or_model(annotation)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _container_or_model(annotation: Any) -> Any:
-    """Strip ``X | None`` down to the model or container inside it."""
-    if getattr(annotation, "__origin__", None) in (list, dict):
-        return annotation
-    if isinstance(annotation, type):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if getattr(arg, "__origin__", None) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel)):
-            return arg
-    return annotation
-
-
-def suggest(word: str, choices) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _describe(error: dict) -> str:
-    loc = error["loc"]
-    field = ".".join(str(p) for p in loc)
-    if error["type"] == "extra_forbidden":
-        owner = _model_at(loc[:-1])
-        known = list(owner.model_fields) if owner else []
-        return f"unknown field {field!r}{suggest(loc[-1], known)}; expected one of: {', '.join(known)}"
-    if error["type"] == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        options = re.findall(r"'([^']*)'", expected)
-        return f"field {field!r}: got {error['input']!r}, expected {expected}{suggest(error['input'], options)}"
-    if error["type"] == "missing":
-        return f"field {field!r} is required"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"field {field!r}: {message}" if field else message
-
-
-def _error_location(loc: tuple) -> tuple:
-    # pydantic puts a model-level validator's error on the model itself; union branches add type names.
-    return tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() or p in ("str", "int", "float")))
-
-
 def load_pipeline(path: Path | str) -> LoadedPipeline:
     """Read, parse and validate a pipeline file.
 
@@ -298,12 +243,7 @@ def load_pipeline(path: Path | str) -> LoadedPipeline:
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            loc = _error_location(error["loc"])
-            error = {**error, "loc": loc}
-            lines.append(f"{path}:{line_of(node, loc) or 1}: {_describe(error)}")
-        raise SpecError("\n".join(lines)) from None
+        raise spec_error(path, node, exc, PipelineSpec) from None
     _check_references(spec, path, node)
     return LoadedPipeline(spec, path, text)
 
@@ -327,9 +267,3 @@ def _check_references(spec: PipelineSpec, path: Path, node: yaml.Node) -> None:
         problems.append(f"{path}:1: several sources but no `blend` section saying how to join them")
     if problems:
         raise SpecError("\n".join(problems))
-
-
-def duration_seconds(text: str) -> int:
-    """Turn ``30min``, ``1h``, ``2d`` into seconds."""
-    number, unit = _DURATION.match(text).groups()
-    return int(number) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[unit]

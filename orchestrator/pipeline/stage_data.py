@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -30,12 +27,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 from fsspec.implementations.http import HTTPFileSystem
 
-from orchestrator.artifacts.store import MANIFEST, SHA256_HEADER, ArtifactInfo, ArtifactStore
+from orchestrator.artifacts.object_client import ObjectClient, SignedURLTransport
+from orchestrator.artifacts.store import MANIFEST, ArtifactInfo, ArtifactStore, URLSigner
 from orchestrator.errors import ArtifactError
 
 # Long enough for the slowest stage; a leaked URL grants nothing once it has expired.
 URL_SECONDS = 6 * 3600
-PUT_ATTEMPTS = 4
 _WRITTEN = pd.DataFrame({"rel": pd.Series(dtype=object), "size": pd.Series(dtype="int64"),
                          "sha256": pd.Series(dtype=object), "rows": pd.Series(dtype="int64")})
 
@@ -82,8 +79,9 @@ class StageData(Protocol):
 
 def stage_data(store: ArtifactStore, out_dir: Path, location: str) -> StageData:
     """Object-store URLs when the store can sign them, this machine's folders otherwise."""
-    if hasattr(store, "temp_url"):
-        return ObjectStoreData(store, out_dir, location)
+    signer = store.url_signer()
+    if signer is not None:
+        return ObjectStoreData(store, signer, out_dir, location)
     return FolderData(store, out_dir)
 
 
@@ -114,8 +112,9 @@ class FolderData:
 
 
 class ObjectStoreData:
-    def __init__(self, store, out_dir: Path, location: str):
+    def __init__(self, store: ArtifactStore, signer: URLSigner, out_dir: Path, location: str):
         self.store = store
+        self.signer = signer
         self.out_dir = out_dir
         self.location = location
         self._written: dict[str, dict] = {}
@@ -134,7 +133,7 @@ class ObjectStoreData:
         )
         if not names:
             raise ArtifactError(f"dataset {location!r} has no Parquet files under {part}/")
-        url = self.store.temp_url(f"{location}/{part}", URL_SECONDS, prefix=True)
+        url = self.signer.temp_url(f"{location}/{part}", URL_SECONDS, prefix=True)
         # No hive partitioning: the query string's "name=value" pairs are not partition columns.
         return dd.read_parquet([_in_folder(url, name) for name in names], filesystem=SignedURLFileSystem(),
                                dataset={"partitioning": None})
@@ -142,7 +141,7 @@ class ObjectStoreData:
     def save(self, frames: dict[str, dd.DataFrame], *also) -> tuple:
         writes = [
             frame.map_partitions(
-                _put_partition, self.store.temp_url(f"{self.location}/{part}", URL_SECONDS, "PUT", prefix=True),
+                _put_partition, self.signer.temp_url(f"{self.location}/{part}", URL_SECONDS, "PUT", prefix=True),
                 part, meta=_WRITTEN, enforce_metadata=False, align_dataframes=False,
             )
             for part, frame in frames.items()
@@ -169,7 +168,7 @@ class ObjectStoreData:
             key = f"sources/{folder}/{index:05d}-{path.name}"
             if not self.store.exists(key):
                 self.store.put_file(key, path)
-            urls.append(self.store.temp_url(key, URL_SECONDS, check=False))
+            urls.append(self.signer.temp_url(key, URL_SECONDS, check=False))
         return urls
 
     def publish(self, location: str) -> ArtifactInfo:
@@ -199,33 +198,8 @@ def _put_partition(frame: pd.DataFrame, folder_url: str, part: str, partition_in
     name = f"part.{partition_info['number'] if partition_info else 0}.parquet"
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    data = buffer.getvalue()
-    sha256 = hashlib.sha256(data).hexdigest()
-    headers = {"ETag": hashlib.md5(data).hexdigest(), SHA256_HEADER: sha256,
-               "Content-Type": "application/octet-stream"}
-    _put(_in_folder(folder_url, name), data, headers)
-    return pd.DataFrame({"rel": [f"{part}/{name}"], "size": [len(data)], "sha256": [sha256], "rows": [len(frame)]})
-
-
-def _put(url: str, data: bytes, headers: dict) -> None:
-    for attempt in range(PUT_ATTEMPTS):
-        try:
-            request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
-            with urllib.request.urlopen(request, timeout=300) as response:
-                if response.status == 201:
-                    return
-        except urllib.error.HTTPError as exc:
-            # 4xx will not get better (422: the body arrived corrupted is the exception worth a retry).
-            if exc.code < 500 and exc.code != 422:
-                raise ArtifactError(f"PUT {url.split('?')[0]} refused: HTTP {exc.code} {exc.reason}") from None
-            failure = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            failure = str(exc)
-        else:
-            failure = "unexpected answer"
-        if attempt + 1 < PUT_ATTEMPTS:
-            time.sleep(0.5 * 2**attempt)
-    raise ArtifactError(f"PUT {url.split('?')[0]} failed {PUT_ATTEMPTS} times, last: {failure}")
+    sha256, size = ObjectClient(SignedURLTransport()).put_bytes(_in_folder(folder_url, name), buffer.getvalue())
+    return pd.DataFrame({"rel": [f"{part}/{name}"], "size": [size], "sha256": [sha256], "rows": [len(frame)]})
 
 
 class DatasetFolders(Mapping):

@@ -14,7 +14,8 @@ import dask.dataframe as dd
 import pandas as pd
 
 from orchestrator.errors import SpecError, StageFailed
-from orchestrator.pipeline.spec import Step, suggest
+from orchestrator.pipeline.spec import Step
+from orchestrator.yaml_files import suggest
 
 
 def load_function(ref: str, base_dir: Path) -> Callable[[pd.DataFrame], pd.DataFrame]:

@@ -21,12 +21,12 @@ from orchestrator.serving.accesslog import AccessLog
 from orchestrator.serving.asgi import Reply, Request, run_lifespan
 from orchestrator.serving.batching import MicroBatcher
 from orchestrator.serving.capture import CaptureSampler, CaptureWriter, FolderCaptureWriter
+from orchestrator.serving.codecs import (RANGE_POLICIES, check_values, decode_infer_request, decode_records,
+                                         encode_infer_response, encode_predictions)
 from orchestrator.serving.errors import ModelLoadError, ModelNotFound, ServingError
 from orchestrator.serving.model import LoadedModel
 from orchestrator.serving.repository import ModelRepository
 from orchestrator.serving.settings import ServerSettings, read_token
-from orchestrator.serving.tensors import (RANGE_POLICIES, check_values, decode_infer_request, decode_records,
-                                          encode_infer_response, encode_predictions)
 
 log = logging.getLogger("dataops.serving")
 

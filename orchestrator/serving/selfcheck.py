@@ -7,7 +7,7 @@ import orjson
 
 from orchestrator.serving.errors import BadRequest, ModelLoadError
 from orchestrator.serving.model import LoadedModel
-from orchestrator.serving.tensors import decode_records
+from orchestrator.serving.codecs import decode_records
 
 DEFAULT_TOLERANCE = 1e-4
 

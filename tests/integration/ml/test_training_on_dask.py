@@ -54,7 +54,7 @@ def spec_for(space: dict, strategy: str = "grid"):
 
 def test_a_tuned_model_trained_on_the_cluster_beats_its_baseline_and_is_served_by_version(client, data, tmp_path):
     from orchestrator.artifacts.local import LocalStore
-    from orchestrator.ml.batch import predict_to_path
+    from orchestrator.usecases.predict import predict_to_path
     from orchestrator.ml.evaluate import evaluate_model
     from orchestrator.ml.onnx_export import export_model
     from orchestrator.ml.train import fit_model

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.clusters.cloud import Leftover, StackEvent, StackSummary
-from orchestrator.errors import CloudError
+from orchestrator.errors import StackFailed
+from orchestrator.openstack.stacks import Leftover, StackEvent, StackSummary
 
 
 class InMemoryCloud:
@@ -13,6 +13,8 @@ class InMemoryCloud:
         self.keypairs: dict[str, str] = {}
         self.leftovers: list[Leftover] = []
         self.next_address = 10
+        # Every wait asked of the cloud, as (stack, action, timeout in seconds): what the options reached.
+        self.waits: list[tuple[str, str, float]] = []
 
     def _nodes(self, name, params):
         nodes = [{"name": f"{name}-scheduler", "role": "scheduler", "address": "10.42.0.5"}]
@@ -43,11 +45,12 @@ class InMemoryCloud:
         self.stacks[name].update(params=dict(parameters), action="UPDATE")
 
     def wait_stack(self, name, action, on_event, timeout_s):
+        self.waits.append((name, action, timeout_s))
         params = self.stacks[name]["params"]
         for flavor_key in ("scheduler_flavor", "worker_flavor", "gpu_worker_flavor"):
             if params[flavor_key] not in self.known_flavors:
                 on_event(StackEvent("scheduler", f"{action}_FAILED", f"Flavor {params[flavor_key]} could not be found."))
-                raise CloudError(f"stack {name} {action}_FAILED: resource scheduler: Flavor {params[flavor_key]} could not be found.")
+                raise StackFailed(f"stack {name} {action}_FAILED: resource scheduler: Flavor {params[flavor_key]} could not be found.")
         self.stacks[name]["nodes"] = self._nodes(name, params)
         on_event(StackEvent(name, f"{action}_COMPLETE"))
 
@@ -63,6 +66,7 @@ class InMemoryCloud:
         return [StackSummary(n, "CREATE_COMPLETE") for n, s in self.stacks.items() if tag in s["tags"]]
 
     def delete_stack(self, name, timeout_s):
+        self.waits.append((name, "DELETE", timeout_s))
         self.stacks.pop(name, None)
 
     def create_keypair(self, name, public_key, cluster):

@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_cloud import InMemoryCloud  # noqa: E402
 
 from orchestrator.ansible.playbook import PlaybookResult
-from orchestrator.cli import cluster as cluster_cli
 from orchestrator.cli.main import app
 from orchestrator.clusters import provision
+from orchestrator.usecases import clusters as cluster_use_cases
 
 CLUSTER_FILE = """\
 name: ignored
@@ -34,7 +34,7 @@ operator_cidr: 192.0.2.2/32
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path / "clusters"))
     cloud = InMemoryCloud()
-    monkeypatch.setattr(cluster_cli, "open_cloud", lambda name: cloud)
+    monkeypatch.setattr(cluster_use_cases, "open_cloud", lambda name: cloud)
     monkeypatch.setattr(provision, "run_playbook", lambda *a, **k: PlaybookResult())
     # create_cluster binds its configure default at import: route it through the patched runner.
     original = provision.create_cluster
@@ -83,3 +83,39 @@ def test_showing_an_unknown_cluster_exits_14_naming_it():
     result = CliRunner().invoke(app, ["cluster", "show", "ghost"])
     assert result.exit_code == 14
     assert "Error: no cluster named 'ghost'" in result.output
+
+
+def test_timeout_reaches_the_stack_waits_of_create_scale_and_delete(tmp_path, isolated):
+    runner = CliRunner()
+    file = str(_write(tmp_path, CLUSTER_FILE))
+    assert runner.invoke(app, ["cluster", "create", "demo", "-f", file, "--timeout", "45m"]).exit_code == 0
+    assert runner.invoke(app, ["cluster", "scale", "demo", "--workers", "3", "--timeout", "1h"]).exit_code == 0
+    assert runner.invoke(app, ["cluster", "delete", "demo", "--timeout", "90s"]).exit_code == 0
+    assert isolated.waits == [("demo", "CREATE", 2700), ("demo", "UPDATE", 3600), ("demo", "DELETE", 90)]
+
+
+def test_without_timeout_the_waits_use_the_settings_then_the_defaults(tmp_path, isolated, monkeypatch):
+    runner = CliRunner()
+    file = str(_write(tmp_path, CLUSTER_FILE))
+    assert runner.invoke(app, ["cluster", "create", "demo", "-f", file]).exit_code == 0
+    assert runner.invoke(app, ["cluster", "delete", "demo"]).exit_code == 0
+    monkeypatch.setenv("DATAOPS_STACK_TIMEOUT", "10m")
+    monkeypatch.setenv("DATAOPS_STACK_DELETE_TIMEOUT", "5m")
+    assert runner.invoke(app, ["cluster", "create", "demo", "-f", file]).exit_code == 0
+    assert runner.invoke(app, ["cluster", "delete", "demo"]).exit_code == 0
+    assert [timeout for _, _, timeout in isolated.waits] == [1800, 900, 600, 300]
+
+
+def test_a_timeout_that_is_not_a_duration_is_refused_naming_the_option_before_anything_is_created(tmp_path, isolated):
+    result = CliRunner().invoke(app, ["cluster", "create", "demo", "-f", str(_write(tmp_path, CLUSTER_FILE)),
+                                      "--timeout", "soon"])
+    assert result.exit_code == 1
+    assert "Error: invalid duration 'soon' for --timeout" in " ".join(result.output.split())
+    assert isolated.stacks == {} and isolated.waits == []
+
+
+def test_a_stack_that_fails_exits_with_the_stack_failed_code(tmp_path):
+    path = _write(tmp_path, CLUSTER_FILE.replace("scheduler: {flavor: m1.small}", "scheduler: {flavor: m1.huge}"))
+    result = CliRunner().invoke(app, ["cluster", "create", "demo", "-f", str(path)])
+    assert result.exit_code == 18
+    assert "Error: stack demo CREATE_FAILED: resource scheduler: Flavor m1.huge" in " ".join(result.output.split())

@@ -10,7 +10,8 @@ import pytest
 from cryptography import x509
 
 from orchestrator.clusters import tls
-from orchestrator.clusters.spec import load_cluster_spec, parse_duration
+from orchestrator.clusters.spec import load_cluster_spec
+from orchestrator.durations import parse_duration
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "clusters"
 
@@ -46,7 +47,7 @@ def test_example_cluster_files_are_valid(path):
 
 
 def test_durations_parse_and_bad_ones_say_what_is_expected():
-    assert parse_duration("1d12h") == timedelta(hours=36)
-    assert parse_duration("30m") == timedelta(minutes=30)
+    assert timedelta(seconds=parse_duration("1d12h", "--ttl")) == timedelta(hours=36)
+    assert timedelta(seconds=parse_duration("30m", "--ttl")) == timedelta(minutes=30)
     with pytest.raises(ValueError, match="expected a duration such as 8h"):
-        parse_duration("eight hours")
+        parse_duration("eight hours", "--ttl")

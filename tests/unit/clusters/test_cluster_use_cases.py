@@ -14,10 +14,10 @@ from fake_cloud import InMemoryCloud  # noqa: E402
 
 from orchestrator.ansible.playbook import PlaybookResult
 from orchestrator.clusters import provision
-from orchestrator.clusters.cloud import Leftover
 from orchestrator.clusters.spec import ClusterSpec
 from orchestrator.clusters.state import cluster_state
 from orchestrator.errors import CloudError, ClusterNotFound, DataopsError
+from orchestrator.openstack.stacks import Leftover
 
 
 @pytest.fixture(autouse=True)

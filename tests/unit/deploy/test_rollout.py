@@ -9,24 +9,31 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from orchestrator.artifacts.local import LocalStore
-from orchestrator.clusters.cloud import Leftover, StackEvent, StackSummary
+from orchestrator.cli.main import app
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import endpoint_state
 from orchestrator.errors import ConfigurationFailed, DataopsError, DeployFailed
+from orchestrator.openstack.stacks import Leftover, StackEvent, StackSummary
 from orchestrator.registry import ModelRegistry
+from orchestrator.usecases import clusters as cluster_use_cases
+from orchestrator.usecases import deploy as deploy_use_cases
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from tiny_models import build_model_folder  # noqa: E402
 
 
 class TempUrlStore(LocalStore):
-    """A local store that can hand out (fake) TempURLs, as the Swift store does."""
+    """A local store that can hand out (fake) TempURLs, as the Swift store does: it is its own URL signer."""
 
-    def temp_url(self, key, expires_in, method="GET"):
-        assert self.exists(key)
+    def url_signer(self):
+        return self
+
+    def temp_url(self, key, expires_in, method="GET", *, prefix=False, check=True):
+        assert not check or self.exists(key)
         return f"https://swift.test/{key}?temp_url_sig=x"
 
 
@@ -34,6 +41,7 @@ class EndpointCloud:
     def __init__(self):
         self.stacks, self.keypairs = {}, set()
         self.ports = {"p1": "dataops-endpoint=web", "p2": "dataops-endpoint=other"}
+        self.waits = []  # (stack, action, timeout in seconds) of every wait asked for
 
     def create_stack(self, name, template, environment_files, parameters, tags):
         assert template.name == "inference.yaml"
@@ -43,6 +51,7 @@ class EndpointCloud:
         self.stacks[name] = dict(parameters)
 
     def wait_stack(self, name, action, on_event, timeout_s):
+        self.waits.append((name, action, timeout_s))
         on_event(StackEvent(name, f"{action}_COMPLETE"))
 
     def stack_outputs(self, name):
@@ -54,6 +63,7 @@ class EndpointCloud:
         return StackSummary(name, "CREATE_COMPLETE") if name in self.stacks else None
 
     def delete_stack(self, name, timeout_s):
+        self.waits.append((name, "DELETE", timeout_s))
         self.stacks.pop(name, None)
 
     def create_keypair(self, name, public_key, cluster):
@@ -145,3 +155,50 @@ def test_undeploy_removes_stack_key_tagged_ports_and_state_and_can_be_repeated(s
     assert cloud.stacks == {} and cloud.keypairs == set() and cloud.ports == {"p2": "dataops-endpoint=other"}
     assert not endpoint_state("web").exists()
     assert rollout.undeploy("web", cloud) == []
+
+
+ENDPOINT_FILE = """\
+name: ignored
+image: img
+flavor: cpu
+nodes: 2
+operator_cidr: 127.0.0.1/32
+client_cidr: 10.0.0.0/8
+"""
+
+
+@pytest.fixture()
+def cli(setup, monkeypatch, tmp_path):
+    """The CLI on the fake cloud and store, with the playbook runs faked; returns the cloud and the endpoint file."""
+    store, cloud, _ = setup
+    monkeypatch.setattr(deploy_use_cases, "open_store", lambda location: store)
+    monkeypatch.setattr(cluster_use_cases, "open_cloud", lambda name: cloud)
+    monkeypatch.setattr(rollout, "run_playbook", Playbooks())
+    path = tmp_path / "endpoint.yaml"
+    path.write_text(ENDPOINT_FILE)
+    return cloud, str(path)
+
+
+def test_deploy_and_undeploy_timeouts_reach_the_stack_waits(cli):
+    cloud, path = cli
+    deployed = CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path, "--timeout", "45m"])
+    assert deployed.exit_code == 0, deployed.output
+    assert "web:1 serves on web (2 nodes" in deployed.output
+    undeployed = CliRunner().invoke(app, ["undeploy", "web", "--timeout", "5m"])
+    assert undeployed.exit_code == 0, undeployed.output
+    assert cloud.waits == [("endpoint-web", "CREATE", 2700), ("endpoint-web", "DELETE", 300)]
+
+
+def test_without_timeout_a_deploy_waits_as_long_as_the_stack_timeout_setting_says(cli, monkeypatch):
+    cloud, path = cli
+    monkeypatch.setenv("DATAOPS_STACK_TIMEOUT", "20m")
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    assert cloud.waits == [("endpoint-web", "CREATE", 1200)]
+
+
+def test_a_first_deploy_without_an_endpoint_file_asks_for_it_with_the_usage_exit_code(cli):
+    cloud, _ = cli
+    result = CliRunner().invoke(app, ["deploy", "web:1", "-e", "web"])
+    assert result.exit_code == 2
+    assert "endpoint web does not exist yet: give its file with -f" in " ".join(result.output.split())
+    assert cloud.stacks == {}

@@ -4,8 +4,9 @@ import io
 
 import pytest
 
-from orchestrator.artifacts.swift import SwiftStore, _SizedReader
-from orchestrator.cli.artifacts import parse_duration
+from orchestrator.artifacts.swift import SwiftStore
+from orchestrator.artifacts.swift_objects import _SizedReader, object_path
+from orchestrator.durations import parse_duration
 from orchestrator.errors import ArtifactError, DataopsError
 
 NO_CLOUD = object()  # the constructor only keeps the connection
@@ -36,7 +37,7 @@ def test_keys_escaping_the_prefix_are_refused(key, tmp_path):
 
 
 def test_object_urls_are_quoted_but_keep_folders():
-    assert SwiftStore._url("c", "a dir/b#1") == "c/a%20dir/b%231"
+    assert object_path("c", "a dir/b#1") == "c/a%20dir/b%231"
 
 
 def test_threshold_is_never_below_one_segment(tmp_path):
@@ -52,10 +53,10 @@ def test_sized_reader_streams_in_the_callers_block_size_and_reports_its_length()
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("15m", 900), ("1h", 3600), (" 7d ", 604800)])
 def test_share_durations_parse(text, seconds):
-    assert parse_duration(text) == seconds
+    assert parse_duration(text, "--expires") == seconds
 
 
 @pytest.mark.parametrize("text", ["0h", "1 hour", "h", "-1h", "1.5h"])
 def test_bad_share_durations_say_what_is_expected(text):
     with pytest.raises(DataopsError, match="expected a positive number and a unit"):
-        parse_duration(text)
+        parse_duration(text, "--expires")

@@ -5,7 +5,11 @@ import pandas as pd
 import pytest
 
 from orchestrator.errors import IsolationViolation
-from orchestrator.pipeline.isolation import PARTITION, STAGE_READS, PartitionView, check_disjoint
+from orchestrator.pipeline.isolation import PARTITION, PartitionView, check_disjoint
+from orchestrator.pipeline.kinds import evaluate, train
+
+# What the built-in kinds declare they read.
+STAGE_READS = {"train": train.KIND.reads.partitions, "evaluate": evaluate.KIND.reads.partitions}
 
 
 def hashes(rows):

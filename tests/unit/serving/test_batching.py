@@ -7,8 +7,8 @@ import pytest
 from tiny_models import v2_inputs, valid_row
 
 from orchestrator.serving.batching import MicroBatcher
+from orchestrator.serving.codecs import decode_infer_request
 from orchestrator.serving.errors import BadRequest
-from orchestrator.serving.tensors import decode_infer_request
 
 
 def feeds_for(model, rows):

@@ -6,9 +6,9 @@ import pytest
 from tiny_models import v2_inputs, valid_row
 from tritonclient.utils import serialize_byte_tensor
 
+from orchestrator.serving.codecs import (check_values, decode_infer_request, decode_records, encode_infer_response,
+                                         encode_predictions)
 from orchestrator.serving.errors import BadRequest
-from orchestrator.serving.tensors import (check_values, decode_infer_request, decode_records, encode_infer_response,
-                                          encode_predictions)
 
 
 def body(rows, **extra):

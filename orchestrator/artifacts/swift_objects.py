@@ -1,0 +1,411 @@
+"""The objects of one Swift container, through the object client: streamed, checksummed transfers, and large files
+as static large objects.
+
+Every transfer is checked twice: Swift's ETag (MD5) against the MD5 computed while sending or receiving, and the
+sha256 recorded in the object's metadata against the sha256 of the bytes. Files above ``segment_threshold`` become
+static large objects: segments are uploaded in parallel to a hidden ``<container>_segments`` container and the
+manifest is written last, so an interrupted upload never shows; they are downloaded segment by segment in parallel
+too, each segment checked against its ETag. Names here are object names; artifact keys are the store's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import queue
+import re
+import secrets
+import threading
+import uuid
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+from urllib.parse import quote
+
+from orchestrator.artifacts.object_client import SHA256_HEADER, ObjectClient, Reply, etag_of
+from orchestrator.artifacts.store import CHUNK
+from orchestrator.errors import ArtifactError, CloudError
+
+SEGMENT_SUFFIX = "_segments"
+DEFAULT_SEGMENT_SIZE = 64 << 20
+DEFAULT_THRESHOLD = 128 << 20
+DOWNLOAD_CHUNK = 4 << 20
+
+
+def object_path(container: str, name: str | None = None) -> str:
+    """The URL path of a container, or of one object in it, relative to the object-store endpoint."""
+    path = quote(container, safe="")
+    return path if name is None else f"{path}/{quote(name, safe='/')}"
+
+
+def is_large_object(reply: Reply) -> bool:
+    return reply.headers.get("X-Static-Large-Object", "").lower() == "true"
+
+
+class SwiftContainer:
+    """One container's objects (and its segments container's).
+
+    Args:
+        client: the object client (with credentials) every request goes through.
+        container: the container's name; created private on first write.
+        segment_size: bytes per segment of a static large object.
+        segment_threshold: files larger than this are uploaded as static large objects.
+        workers: parallel segment transfers.
+    """
+
+    def __init__(self, client: ObjectClient, container: str, *, segment_size: int = DEFAULT_SEGMENT_SIZE,
+                 segment_threshold: int = DEFAULT_THRESHOLD, workers: int = 4):
+        self.client = client
+        self.name = container
+        self.segments = container + SEGMENT_SUFFIX
+        self.segment_size = segment_size
+        self.segment_threshold = max(segment_threshold, segment_size)
+        self.workers = workers
+        self._ready: set[str] = set()
+        self._segments_exist: bool | None = None
+        self._lock = threading.Lock()
+        self._secret: str | None = None
+        self._secret_lock = threading.Lock()
+
+    # --- containers and metadata -----------------------------------------------------------------
+
+    def ensure(self, container: str | None = None) -> None:
+        """Create ``container`` (this one by default) if needed, private: no read ACL, whatever it had before."""
+        container = container or self.name
+        with self._lock:
+            if container in self._ready:
+                return
+        self.client.request("PUT", object_path(container), ok=(201, 202, 204), headers={"X-Remove-Container-Read": "x"})
+        with self._lock:
+            self._ready.add(container)
+
+    def head(self, name: str) -> Reply | None:
+        """The object's metadata, or None if it does not exist."""
+        reply = self.client.request("HEAD", object_path(self.name, name), ok=(200, 204, 404))
+        return None if reply.status == 404 else reply
+
+    def names(self, prefix: str, container: str | None = None) -> Iterator[str]:
+        """Object names under ``prefix``, in Swift's (sorted) order, page by page."""
+        container = container or self.name
+        marker = ""
+        while True:
+            reply = self.client.request("GET", object_path(container), ok=(200, 204, 404),
+                                        params={"format": "json", "prefix": prefix, "marker": marker})
+            if reply.status != 200:
+                return
+            page = json.loads(reply.read())
+            if not page:
+                return
+            for entry in page:
+                yield entry["name"]
+            marker = page[-1]["name"]
+
+    def temp_url_key(self) -> str:
+        """The container's TempURL signing key (X-Container-Meta-Temp-URL-Key): a random one, set on first use."""
+        # Its own lock: two threads each setting a new key would invalidate the URLs signed with the first.
+        with self._secret_lock:
+            if self._secret is None:
+                path = object_path(self.name)
+                head = self.client.request("HEAD", path, ok=(200, 204, 404))
+                if head.status == 404:
+                    self.ensure()
+                    head = self.client.request("HEAD", path, ok=(200, 204))
+                secret = head.headers.get("X-Container-Meta-Temp-Url-Key")
+                if not secret:
+                    secret = secrets.token_hex(32)
+                    self.client.request("POST", path, ok=(204,), headers={"X-Container-Meta-Temp-URL-Key": secret})
+                self._secret = secret
+            return self._secret
+
+    # --- uploads ---------------------------------------------------------------------------------
+
+    def put_bytes(self, name: str, data: bytes) -> str:
+        """Upload ``data`` as ``name``; return its sha256."""
+        return self._put_stream(name, lambda: io.BytesIO(data), len(data))
+
+    def put_file(self, name: str, path: Path) -> tuple[str, int]:
+        """Upload a local file as ``name`` (a static large object above the threshold); return sha256 and size."""
+        size = path.stat().st_size
+        if size > self.segment_threshold:
+            return self._put_large(name, path), size
+        return self._put_stream(name, lambda: open(path, "rb"), size), size
+
+    def _put_stream(self, name: str, opener: Callable[[], BinaryIO], size: int) -> str:
+        """One PUT streamed from ``opener()``; the ETag must equal the MD5 sent."""
+        self.ensure()
+        # sha256 goes in the PUT's own headers, so it must be known first: one local read to hash.
+        with opener() as source:
+            sha256, md5 = _hash_stream(source)
+        sources: list[BinaryIO] = []
+
+        def body():
+            source = opener()
+            sources.append(source)
+            return _SizedReader(source, size)
+
+        try:
+            self.client.put_checked(object_path(self.name, name), body, sha256, md5)
+        finally:
+            for source in sources:
+                source.close()
+        if self._has_segments():
+            # The name may have been a large object: its segments are now unreferenced.
+            self._drop_stale_segments(name, keep="")
+        return sha256
+
+    def _has_segments(self) -> bool:
+        """Whether the segments container exists (asked once; a large upload creates it)."""
+        if self._segments_exist is None:
+            reply = self.client.request("HEAD", object_path(self.segments), ok=(200, 204, 404))
+            self._segments_exist = reply.status != 404
+        return self._segments_exist
+
+    def _put_large(self, name: str, path: Path) -> str:
+        """Static large object: segments in parallel, each checked by its ETag, then the manifest."""
+        self.ensure()
+        self.ensure(self.segments)
+        self._segments_exist = True
+        upload_id = uuid.uuid4().hex
+        sha256 = hashlib.sha256()
+        manifest: list[dict] = []
+        futures: list[Future] = []
+        # At most workers+1 segments are held in memory: the file itself is never read whole.
+        slots = threading.BoundedSemaphore(self.workers + 1)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="swift-segment") as pool:
+            try:
+                with open(path, "rb") as source:
+                    index = 0
+                    while True:
+                        slots.acquire()
+                        chunk = source.read(self.segment_size)
+                        if not chunk:
+                            slots.release()
+                            break
+                        sha256.update(chunk)
+                        segment = f"{name}/{upload_id}/{index:08d}"
+                        manifest.append({"path": f"/{self.segments}/{segment}", "size_bytes": len(chunk)})
+                        future = pool.submit(self._put_segment, segment, chunk)
+                        future.add_done_callback(lambda _f: slots.release())
+                        manifest[-1]["etag"] = future
+                        futures.append(future)
+                        index += 1
+                        if any(f.done() and f.exception() for f in futures):
+                            break
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                self._delete_segments(f"{name}/{upload_id}/")
+                raise
+        for entry in manifest:
+            entry["etag"] = entry["etag"].result()
+        digest = sha256.hexdigest()
+        headers = {SHA256_HEADER: digest, "Content-Type": "application/octet-stream"}
+        try:
+            self.client.request("PUT", object_path(self.name, name) + "?multipart-manifest=put", ok=(201,),
+                                headers=headers, data=json.dumps(manifest).encode())
+        except BaseException:
+            self._delete_segments(f"{name}/{upload_id}/")
+            raise
+        self._drop_stale_segments(name, keep=upload_id)
+        return digest
+
+    def _put_segment(self, segment: str, chunk: bytes) -> str:
+        md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
+        self.client.put_checked(object_path(self.segments, segment), lambda: chunk, None, md5)
+        return md5
+
+    def _drop_stale_segments(self, name: str, keep: str) -> None:
+        """Delete the segments of earlier uploads of ``name``, now that its manifest names only ``keep``'s."""
+        pattern = re.compile(re.escape(name) + r"/([0-9a-f]{32})/\d{8}")
+        for segment in list(self.names(f"{name}/", self.segments)):
+            match = pattern.fullmatch(segment)
+            if match and match.group(1) != keep:
+                self.client.request("DELETE", object_path(self.segments, segment), ok=(204, 404))
+
+    def _delete_segments(self, prefix: str) -> None:
+        for segment in self.names(prefix, self.segments):
+            self.client.request("DELETE", object_path(self.segments, segment), ok=(204, 404))
+
+    # --- downloads -------------------------------------------------------------------------------
+
+    def download(self, name: str, out: BinaryIO, expected_sha256: str | None, what: str) -> bool:
+        """Stream object ``name`` into ``out``, checking MD5s against ETags and the sha256 against the metadata.
+
+        ``multipart-manifest=get`` answers a plain object's bytes as usual, and a large object's segment list
+        instead of its bytes: the same single request tells which download to do.
+
+        Args:
+            name: the object.
+            out: where the bytes go; a seekable file lets a download that dropped mid-body start again.
+            expected_sha256: the sha256 the bytes must have, when known.
+            what: the object as the caller's messages call it (``artifact 'runs/r1/record.json'``).
+
+        Returns:
+            False if there is no such object (nothing written), True once every byte is written and checked.
+
+        Raises:
+            ArtifactError: the bytes do not match their ETag, their recorded sha256 or ``expected_sha256``.
+            CloudError: the download kept failing.
+        """
+        url = object_path(self.name, name) + "?multipart-manifest=get"
+        for attempt in range(1, self.client.retries + 1):
+            reply = self.client.request("GET", url, ok=(200, 404), stream=True)
+            if reply.status == 404:
+                return False
+            if is_large_object(reply):
+                segments = json.loads(reply.read())
+                # The sha256 over every byte is the end-to-end check; hashing each segment's MD5 as well would
+                # double the CPU a download costs, so it is done only when no sha256 is known.
+                known = reply.headers.get(SHA256_HEADER) or expected_sha256
+                actual = self._download_segments(segments, out, not known, what)
+                break
+            start = out.tell() if out.seekable() else None
+            sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+            try:
+                _receive(reply.iter_chunks(DOWNLOAD_CHUNK), out, (sha256, md5))
+            except Exception as exc:  # a connection dropped mid-body: start again from the beginning
+                if attempt == self.client.retries or start is None:
+                    raise CloudError(f"download of {what} failed: {exc}") from exc
+                out.seek(start)
+                out.truncate()
+                self.client.pause(attempt)
+                continue
+            finally:
+                reply.close()
+            etag = etag_of(reply)
+            if etag != md5.hexdigest():
+                raise ArtifactError(f"{what} is corrupted in transfer: MD5 {md5.hexdigest()}, ETag {etag}")
+            actual = sha256.hexdigest()
+            break
+        recorded = reply.headers.get(SHA256_HEADER)
+        if recorded and recorded != actual:
+            raise ArtifactError(f"{what} is corrupted: sha256 {actual}, recorded {recorded}")
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise ArtifactError(f"{what} is corrupted: sha256 {actual}, expected {expected_sha256}")
+        return True
+
+    def _download_segments(self, segments: list[dict], out: BinaryIO, hash_segments: bool, what: str) -> str:
+        """Fetch a large object's segments in parallel, each checked against its ETag; return the sha256.
+
+        Segments are written in order and hashed as they are written; at most ``workers + 1`` are fetched and
+        not yet written, which bounds the memory held.
+        """
+        sha256 = hashlib.sha256()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="swift-segment") as pool:
+            pending: list[Future] = []
+            try:
+                for segment in segments:
+                    pending.append(pool.submit(self._get_segment, segment, hash_segments, what))
+                    if len(pending) > self.workers:
+                        _write_segment(pending.pop(0).result(), out, sha256)
+                for future in pending:
+                    _write_segment(future.result(), out, sha256)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return sha256.hexdigest()
+
+    def _get_segment(self, segment: dict, hash_bytes: bool, what: str) -> bytes:
+        """One segment's bytes (whole: segments are bounded), whose ETag must be the one in the manifest.
+
+        With ``hash_bytes`` the bytes' MD5 must match too; a mismatch is fetched once more, in case the
+        transfer and not the stored segment was at fault.
+        """
+        container, _, name = segment["name"].lstrip("/").partition("/")
+        url = object_path(container, name)
+        for _attempt in (1, 2):
+            reply = self.client.request("GET", url, ok=(200, 404), stream=True)
+            try:
+                if reply.status == 404:
+                    raise ArtifactError(f"{what} is damaged: its segment {segment['name']} is missing")
+                data = reply.read()
+            finally:
+                reply.close()
+            etag = etag_of(reply)
+            if etag != segment["hash"]:
+                raise ArtifactError(
+                    f"{what} is corrupted: segment {segment['name']} has ETag {etag}, the manifest says {segment['hash']}"
+                )
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if hash_bytes else etag
+            if md5 == etag and len(data) == segment["bytes"]:
+                return data
+        raise ArtifactError(f"{what} is corrupted in transfer: segment {segment['name']} has MD5 {md5}, "
+                            f"ETag {etag}, {len(data)} bytes of {segment['bytes']}")
+
+    # --- deletion --------------------------------------------------------------------------------
+
+    def delete(self, name: str, head: Reply | None = None) -> None:
+        """Delete one object (a large object with its segments); a missing object is no error."""
+        head = head if head is not None else self.head(name)
+        query = "?multipart-manifest=delete" if head is not None and is_large_object(head) else ""
+        self.client.request("DELETE", object_path(self.name, name) + query, ok=(200, 204, 404))
+
+
+class _SizedReader(io.RawIOBase):
+    """A file wrapper with a length, so the HTTP client sends Content-Length and streams the body."""
+
+    def __init__(self, source: BinaryIO, size: int):
+        self._source = source
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._source.read() if size is None or size < 0 else self._source.read(size)
+
+
+def _write_segment(data: bytes, out: BinaryIO, sha256) -> None:
+    sha256.update(data)
+    out.write(data)
+
+
+def _receive(chunks: Iterator[bytes], out: BinaryIO, digests: tuple) -> None:
+    """Write ``chunks`` to ``out`` and feed them to ``digests``, hashing in a second thread.
+
+    Socket reads, hashing and file writes all release the GIL: receiving the next chunk while the previous
+    one is hashed and written keeps a download as fast as one that does not check anything.
+    """
+    pending: queue.Queue = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            while (chunk := pending.get()) is not None:
+                for digest in digests:
+                    digest.update(chunk)
+                out.write(chunk)
+        except BaseException as exc:  # handed to the receiving thread, which re-raises it
+            failure.append(exc)
+            while pending.get() is not None:  # drain so the producer never blocks
+                pass
+
+    worker = threading.Thread(target=consume, name="swift-download-hash", daemon=True)
+    worker.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
+def _hash_stream(source: BinaryIO) -> tuple[str, str]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    for chunk in iter(lambda: source.read(CHUNK), b""):
+        sha256.update(chunk)
+        md5.update(chunk)
+    return sha256.hexdigest(), md5.hexdigest()

@@ -1,0 +1,119 @@
+"""Inference endpoint use cases behind ``dataops deploy | undeploy | rollback | endpoints``: which endpoint file
+applies, which store and cloud to use, and the rows the CLI shows. The rollout itself is ``orchestrator.deploy``'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.artifacts.open import open_store
+from orchestrator.clusters.provision import Progress
+from orchestrator.deploy import rollout
+from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
+from orchestrator.deploy.state import endpoint_state, known_endpoints
+from orchestrator.errors import SpecError
+from orchestrator.openstack.stacks import Leftover
+from orchestrator.usecases import clusters
+
+
+class EndpointFileNeeded(SpecError):
+    """A first deploy to an endpoint was asked for without its endpoint file."""
+
+
+def endpoint_spec(endpoint: str, file: Path | None) -> EndpointSpec:
+    """The endpoint's spec: from ``file`` when given (its name set to ``endpoint``), else the one last deployed.
+
+    Raises:
+        EndpointFileNeeded: No file was given and the endpoint does not exist yet.
+        SpecError: The file is malformed (file, line and field named).
+    """
+    state = endpoint_state(endpoint)
+    if file is not None:
+        return load_endpoint_spec(file, {"name": endpoint})
+    if state.exists():
+        return state.spec()
+    raise EndpointFileNeeded(f"endpoint {endpoint} does not exist yet: give its file with -f")
+
+
+def deploy_model(
+    ref: str,
+    endpoint: str,
+    file: Path | None,
+    store_location: str,
+    progress: Progress,
+    stack_timeout_s: float | None = None,
+) -> dict:
+    """Deploy a registered model to an endpoint, node by node; create the endpoint the first time.
+
+    Args:
+        ref: The model, ``NAME``, ``NAME:VERSION`` or ``NAME@STAGE``.
+        endpoint: The endpoint's name.
+        file: The endpoint file; needed the first time only.
+        store_location: The store holding the registry (a ``swift://`` store: nodes fetch models by signed URL).
+        progress: Callbacks for Heat events, Ansible tasks and steps.
+        stack_timeout_s: Longest wait for the stack; None reads the ``stack_timeout`` setting.
+
+    Returns:
+        The deploy record (who, when, model, version, run, nodes, seconds).
+
+    Raises:
+        EndpointFileNeeded: A first deploy without the endpoint file.
+        DeployFailed: A node refused the version; the version served before keeps serving.
+        DataopsError: The model, the store or the stack could not be resolved or created.
+    """
+    spec = endpoint_spec(endpoint, file)
+    return rollout.deploy(ref, spec, open_store(store_location), clusters.open_cloud(spec.cloud), progress,
+                          stack_timeout_s=stack_timeout_s)
+
+
+def undeploy_endpoint(endpoint: str, stack_timeout_s: float | None = None) -> list[Leftover]:
+    """Delete an endpoint and everything tagged with it; undeploying an absent endpoint succeeds.
+
+    Args:
+        endpoint: The endpoint's name.
+        stack_timeout_s: Longest wait for the stack deletion; None reads the ``stack_delete_timeout`` setting.
+
+    Returns:
+        The tagged resources the stack had left and that were swept.
+    """
+    state = endpoint_state(endpoint)
+    cloud_name = state.spec().cloud if state.exists() else None
+    return rollout.undeploy(endpoint, clusters.open_cloud(cloud_name), stack_timeout_s)
+
+
+def rollback_endpoint(
+    endpoint: str, store_location: str, progress: Progress, stack_timeout_s: float | None = None
+) -> dict:
+    """Serve again the model version the endpoint served before its current one.
+
+    Args:
+        endpoint: The endpoint's name.
+        store_location: The store holding the registry.
+        progress: Callbacks for Heat events, Ansible tasks and steps.
+        stack_timeout_s: Longest wait for the stack; None reads the ``stack_timeout`` setting.
+
+    Returns:
+        The deploy record of the version served again.
+
+    Raises:
+        EndpointNotFound: No such endpoint.
+        DataopsError: The endpoint has no earlier version, or the rollout failed.
+    """
+    spec = endpoint_state(endpoint).spec()
+    return rollout.rollback(endpoint, open_store(store_location), clusters.open_cloud(spec.cloud),
+                            progress=progress, stack_timeout_s=stack_timeout_s)
+
+
+def list_endpoints() -> list[dict]:
+    """The endpoints known on this machine: name, the model version served, node count and URLs."""
+    rows = []
+    for state in known_endpoints():
+        record, serving = state.load(), state.serving()
+        outputs = record.get("outputs", {})
+        rows.append({"name": state.name, "serving": f"{serving['model']}:{serving['version']}" if serving else None,
+                     "nodes": len(outputs.get("nodes") or []), "urls": outputs.get("endpoint_urls") or []})
+    return rows
+
+
+def describe_endpoint(endpoint: str) -> dict:
+    """An endpoint's live state: each node's health, versions and request rate, and the deploy history."""
+    return rollout.endpoint_status(endpoint)

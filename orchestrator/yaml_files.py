@@ -104,7 +104,7 @@ def _describe(model: type[BaseModel], error: dict) -> str:
         known = list(owner.model_fields) if owner else []
         expected = f"; expected one of: {', '.join(known)}" if known else ""
         return f"unknown field {field!r}{suggest(location[-1], known)}{expected}"
-    if error["type"] == "literal_error":
+    if error["type"] in ("literal_error", "enum"):
         expected = error.get("ctx", {}).get("expected", "")
         options = re.findall(r"'([^']*)'", expected)
         return f"field {field!r}: got {error['input']!r}, expected {expected}{suggest(error['input'], options)}"

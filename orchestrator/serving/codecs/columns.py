@@ -62,20 +62,18 @@ def fp32_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
         BadElement: a value is not a number, is beyond the FP32 range, or is null where the card forbids it.
     """
     nulls = False
-    for index, value in enumerate(values):
+    for value in values:
         value_type = type(value)
-        # NaN fails the range test too: it passes here and is judged against the card's nullable flag later.
-        if (value_type is float or value_type is int) and -FP32_MAX <= value <= FP32_MAX:
-            continue
-        if value is None and spec.nullable:
-            nulls = True
-        elif value_type is float and value != value:
-            continue
-        elif value_type is float or value_type is int:
-            raise BadElement(index, f"expected a finite FP32 value, got {show(value)}")
-        else:
-            expected = "a number or null" if spec.nullable else "a number"
-            raise BadElement(index, f"expected {expected} (FP32), got {show(value)}")
+        if (value_type is not float and value_type is not int) or not -FP32_MAX <= value <= FP32_MAX:
+            if value is None and spec.nullable:
+                nulls = True
+            elif value_type is float and value != value:
+                pass  # NaN (a lenient client's null): judged against the card's nullable flag by validation
+            elif value_type is float or value_type is int:
+                raise BadElement(_position(values, value), f"expected a finite FP32 value, got {show(value)}")
+            else:
+                expected = "a number or null" if spec.nullable else "a number"
+                raise BadElement(_position(values, value), f"expected {expected} (FP32), got {show(value)}")
     if nulls:
         values = [math.nan if value is None else value for value in values]
     return np.array(values, dtype=np.float32).reshape(-1, 1), values
@@ -91,14 +89,13 @@ def bytes_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
         BadElement: a value is not a string, or is null where the card forbids it.
     """
     nulls = False
-    for index, value in enumerate(values):
-        if type(value) is str:
-            continue
-        if value is None and spec.nullable:
-            nulls = True
-        else:
-            expected = "a string or null" if spec.nullable else "a string"
-            raise BadElement(index, f"expected {expected} (BYTES), got {show(value)}")
+    for value in values:
+        if type(value) is not str:
+            if value is None and spec.nullable:
+                nulls = True
+            else:
+                expected = "a string or null" if spec.nullable else "a string"
+                raise BadElement(_position(values, value), f"expected {expected} (BYTES), got {show(value)}")
     if nulls:
         values = ["" if value is None else value for value in values]
     array = np.empty((len(values), 1), dtype=object)
@@ -106,6 +103,10 @@ def bytes_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
     return array, values
 
 
-def json_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
-    """The column of ``spec``'s datatype (see ``fp32_column`` and ``bytes_column``)."""
-    return fp32_column(values, spec) if spec.is_numeric else bytes_column(values, spec)
+COLUMN_OF_DATATYPE = {"FP32": fp32_column, "BYTES": bytes_column}
+
+
+def _position(values: list, refused) -> int:
+    """Where the refused element sits, looked up only for the message (the loops above go without an index):
+    the first element that is this very object, since an earlier one would have been refused the same way."""
+    return next(index for index, value in enumerate(values) if value is refused)

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from orchestrator.serving.card import InputSpec
-from orchestrator.serving.codecs.columns import BadElement, json_column, parse_json
+from orchestrator.serving.codecs.columns import COLUMN_OF_DATATYPE, BadElement, parse_json
 from orchestrator.serving.codecs.request import DecodedRequest, RequestedOutput
 from orchestrator.serving.errors import BadRequest
 from orchestrator.serving.model import LoadedModel
@@ -51,37 +51,38 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
     offset = 0
     rows = None
     for item in payload["inputs"]:
-        # The usual input (flat JSON data of shape [N, 1], no parameters) skips the protocol checks it passes;
-        # its values go through the same element checks as every other input's.
+        # The usual input (flat JSON data of shape [N, 1], no parameters) is seen to pass the protocol's checks
+        # here, at a glance; any other goes through them one by one. Their values meet the same element checks.
+        plain = False
         if type(item) is dict and "parameters" not in item:
             name = item.get("name")
             spec = specs.get(name) if type(name) is str else None
             values = item.get("data")
             shape = item.get("shape")
-            if (spec is not None and item.get("datatype") == spec.datatype and type(values) is list and values
-                    and type(values[0]) is not list and type(shape) is list and len(shape) == 2
-                    and type(shape[0]) is int and shape[0] == len(values) and type(shape[1]) is int
-                    and shape[1] == 1):
-                array, values = _json_input(values, spec)
-                if name in feeds:
-                    raise BadRequest(f"input {name!r} is given twice")
-                feeds[name] = array
-                if columns is not None:
-                    columns[name] = values
-                if rows is None:
-                    rows = len(values)
-                elif rows != len(values):
-                    rows = -1
-                continue
-        name, array, offset, values = _decode_input(item, model, binary, offset)
+            plain = (spec is not None and item.get("datatype") == spec.datatype and type(values) is list and values
+                     and type(values[0]) is not list and type(shape) is list and len(shape) == 2
+                     and type(shape[0]) is int and shape[0] == len(values) and type(shape[1]) is int
+                     and shape[1] == 1)
+        if plain:
+            if rows is None:
+                rows = len(values)
+            elif rows != len(values):
+                rows = -1
+        else:
+            name, spec, values, array, offset = _decode_input(item, model, binary, offset)
+            rows = -1  # counted again below
+        if values is None:
+            columns = None
+        else:
+            try:
+                array, values = COLUMN_OF_DATATYPE[spec.datatype](values, spec)
+            except BadElement as bad:
+                raise BadRequest(f"input {name!r}, element {bad.index}: {bad.problem}") from None
+            if columns is not None:
+                columns[name] = values
         if name in feeds:
             raise BadRequest(f"input {name!r} is given twice")
         feeds[name] = array
-        if values is None:
-            columns = None
-        elif columns is not None:
-            columns[name] = values
-        rows = -1  # counted again below
     if len(feeds) != len(specs):
         _check_complete(feeds, model)
     if rows is None or rows < 0:
@@ -124,26 +125,19 @@ def decode_records(body: bytes, model: LoadedModel) -> DecodedRequest:
                 raise BadRequest(f"record {index}: missing field {spec.name!r} ({spec.datatype})")
             column.append(record[spec.name])
         try:
-            feeds[spec.name], columns[spec.name] = json_column(column, spec)
+            feeds[spec.name], columns[spec.name] = COLUMN_OF_DATATYPE[spec.datatype](column, spec)
         except BadElement as bad:
             raise BadRequest(f"record {bad.index}, field {spec.name!r}: {bad.problem}") from None
     return DecodedRequest(feeds=feeds, rows=len(records), columns=columns,
                           outputs=[RequestedOutput(name, False) for name in model.output_names])
 
 
-def _json_input(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
-    """One V2 input's flat JSON data as its column; a bad element is named by input and element index."""
-    try:
-        return json_column(values, spec)
-    except BadElement as bad:
-        raise BadRequest(f"input {spec.name!r}, element {bad.index}: {bad.problem}") from None
-
-
 def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: int):
-    """Decode one V2 input tensor, checking every part of the protocol.
+    """Check one V2 input tensor against every part of the protocol, and decode it if it is binary.
 
     Returns:
-        Its name, a ``(rows, 1)`` array, the new binary offset and the values as a list (None for binary tensors).
+        Its name, its spec, its JSON values as a flat list (None for a binary tensor), its ``(rows, 1)`` array (a
+        binary tensor's; None for JSON values, which the caller turns into a column) and the new binary offset.
     """
     if not isinstance(item, dict):
         raise BadRequest(f"each input must be an object with name, shape, datatype and data, got {type(item).__name__}")
@@ -171,8 +165,7 @@ def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: i
         values = _flatten(item["data"], name)
         if len(values) != rows:
             raise BadRequest(f"input {name!r}: shape [{rows}, 1] needs {rows} values, got {len(values)}")
-        array, values = _json_input(values, spec)
-        return name, array, offset, values
+        return name, spec, values, None, offset
     if binary is None:
         raise BadRequest(f"input {name!r}: binary_data_size given but the request has no binary part "
                          "(missing Inference-Header-Content-Length header)")
@@ -187,7 +180,7 @@ def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: i
     else:
         array = np.empty(rows, dtype=object)
         array[:] = _split_bytes_tensor(raw, rows, name)
-    return name, array.reshape(rows, 1), offset + size, None
+    return name, spec, None, array.reshape(rows, 1), offset + size
 
 
 def _rows_of(shape, name: str, spec: InputSpec) -> int:

@@ -9,7 +9,7 @@ not clear reach the same checks as a small request's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,15 +44,15 @@ def check_values(request: DecodedRequest, model: LoadedModel, policy: str) -> di
     columns = request.columns if request.rows <= PYTHON_CHECK_MAX_ROWS else None
     if columns is not None:
         for bounds in limits.numeric:
-            values = columns[bounds.spec.name]
-            outside = _outside(bounds, range(len(values)), values)
+            values = columns[bounds[0].name]
+            outside = _outside(bounds, values)
             if outside:
-                _out_of_range(bounds.spec, outside, values, policy, flags)
+                _out_of_range(bounds[0], outside, values, policy, flags)
     elif limits.numeric:
         for bounds, rows, values, column in limits.uncleared(request.feeds):
-            outside = _outside(bounds, rows, values)
+            outside = _outside(bounds, values, rows)
             if outside:
-                _out_of_range(bounds.spec, outside, column, policy, flags)
+                _out_of_range(bounds[0], outside, column, policy, flags)
     for spec in limits.categorical:
         values = columns[spec.name] if columns is not None else request.feeds[spec.name][:, 0]
         outside = _unknown_categories(spec, values)
@@ -62,8 +62,7 @@ def check_values(request: DecodedRequest, model: LoadedModel, policy: str) -> di
     return flags
 
 
-@dataclass(frozen=True)
-class _Bounds:
+class _Bounds(NamedTuple):
     """A numeric input's range: the card's ``min``/``max``, never wider than FP32, so an infinity is outside."""
 
     spec: InputSpec
@@ -71,22 +70,30 @@ class _Bounds:
     high: float
 
 
-def _outside(bounds: _Bounds, rows, values) -> list[int]:
-    """The numeric check: the rows (of ``rows``, read beside ``values``) whose value is outside the range.
+def _outside(bounds: _Bounds, values: list, rows: list[int] | None = None) -> list[int] | None:
+    """The numeric check: the rows whose value is outside the range.
+
+    Args:
+        bounds: The input's range.
+        values: Its values: every row's, or those of ``rows`` only.
+        rows: The row index of each value; None when ``values`` holds every row.
 
     Raises:
         BadRequest: a value is NaN where the card says not nullable, or is infinite.
     """
-    spec, low, high = bounds.spec, bounds.low, bounds.high
-    outside = []
-    for row, value in zip(rows, values):
+    spec, low, high = bounds
+    outside = None
+    for index, value in enumerate(values):
         if low <= value <= high:
             continue
+        row = index if rows is None else rows[index]
         if value != value:
             if not spec.nullable:
                 raise BadRequest(f"input {spec.name!r}, row {row}: NaN where the model card says not nullable")
         elif not -FP32_MAX <= value <= FP32_MAX:
             raise BadRequest(f"input {spec.name!r}, row {row}: expected a finite FP32 value, got {value}")
+        elif outside is None:
+            outside = [row]
         else:
             outside.append(row)
     return outside

@@ -34,8 +34,6 @@ def count_numeric(column: NumericReference, values) -> NumericCounts:
     if not present.size:
         return NumericCounts(rows, missing, [0] * (len(column.psi_edges) + 1), [0] * bins, [0] * TAIL_BINS,
                              [0] * TAIL_BINS)
-    psi = np.bincount(np.searchsorted(np.asarray(column.psi_edges), present, side="right"),
-                      minlength=len(column.psi_edges) + 1)
     # Scaled by the grid's width and shifted by one, everything below the grid truncates (toward zero) to 0 or less
     # and everything at or above its high edge to bins + 1: after clipping, bins 0 and bins + 1 are the tails.
     index = ((present - column.grid_low) * (1.0 / column.width) + 1.0).astype(np.int64)
@@ -43,8 +41,33 @@ def count_numeric(column: NumericReference, values) -> NumericCounts:
     grid = np.bincount(index, minlength=bins + 2)
     under = _tail(column.grid_low - present[index == 0], column.width) if grid[0] else [0] * TAIL_BINS
     over = _tail(present[index == bins + 1] - column.grid_high, column.width) if grid[-1] else [0] * TAIL_BINS
-    return NumericCounts(rows, missing, psi.tolist(), grid[1:-1].tolist(), under, over,
+    return NumericCounts(rows, missing, _psi_counts(column, present, index, grid), grid[1:-1].tolist(), under, over,
                          float(present.min()), float(present.max()))
+
+
+def _psi_counts(column: NumericReference, present: np.ndarray, index: np.ndarray, grid: np.ndarray) -> list[int]:
+    """Counts on the PSI's quantile bins, through the grid: a grid bin that no PSI edge cuts lies wholly in one PSI
+    bin, so only the values of the few bins an edge cuts are placed one by one (a binary search over every value
+    would cost four times the grid's counting)."""
+    edges = np.asarray(column.psi_edges)
+    lookup, cut = _psi_lookup(column)
+    counts = np.bincount(lookup[~cut], weights=grid[~cut], minlength=len(edges) + 1)
+    if cut.any():
+        counts += np.bincount(np.searchsorted(edges, present[cut[index]], side="right"), minlength=len(edges) + 1)
+    return [int(c) for c in counts]
+
+
+def _psi_lookup(column: NumericReference) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid bin (tails included): its PSI bin, and whether a PSI edge falls in (or on the bounds of) it."""
+    edges = np.asarray(column.psi_edges)
+    bounds = column.grid_low + np.arange(column.grid_bins + 1) * column.width
+    lows = np.concatenate([[-np.inf], bounds])
+    highs = np.concatenate([bounds, [np.inf]])
+    # Closed on both sides: a value that rounding puts in a neighbouring bin is still placed exactly.
+    first = np.searchsorted(edges, lows, side="left")
+    last = np.searchsorted(edges, highs, side="right")
+    cut = last > first
+    return np.searchsorted(edges, lows, side="right"), cut
 
 
 def _tail(distances: np.ndarray, width: float) -> list[int]:

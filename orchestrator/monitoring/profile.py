@@ -179,7 +179,8 @@ def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str
         categorical: categorical feature columns.
         outputs: the model's outputs on reference rows (the validation partition), one column per output
             (``label``, ``proba_<class>`` or ``prediction``).
-        output_kinds: ``numeric`` or ``categorical`` per output column (default: numeric unless ``label``).
+        output_kinds: ``numeric`` or ``categorical`` per output column (default: numeric for numbers, categorical
+            for anything else, such as predicted labels).
         importance: importance of each feature (the model card's permutation importance), for the verdict.
     """
     columns: list[Reference] = [numeric_reference(name, frame[name]) for name in numeric]
@@ -187,7 +188,8 @@ def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str
     if outputs is not None:
         kinds = output_kinds or {}
         for name in outputs.columns:
-            kind = kinds.get(name, "categorical" if name == "label" else "numeric")
+            numbers = pd.api.types.is_numeric_dtype(outputs[name]) and not pd.api.types.is_bool_dtype(outputs[name])
+            kind = kinds.get(name, "numeric" if numbers else "categorical")
             if kind == "numeric":
                 columns.append(numeric_reference(name, outputs[name], role="prediction"))
             else:

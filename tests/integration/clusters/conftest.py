@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from netns_driver.netns_host import Bridge, NetnsHost, assert_routed_through_bridge, free_subnet
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "devstack"))
-
-from netns_driver.netns_host import Bridge, NetnsHost, assert_routed_through_bridge, free_subnet  # noqa: E402
 
 
 def _missing_prerequisite() -> str | None:

@@ -22,8 +22,7 @@ from orchestrator.clusters.spec import ClusterSpec
 from orchestrator.clusters.state import cluster_state
 from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "devstack"))
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet  # noqa: E402
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 

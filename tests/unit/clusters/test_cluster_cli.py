@@ -4,14 +4,11 @@ their own exit code; create, list, show and delete work end to end against an in
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_cloud import InMemoryCloud  # noqa: E402
+from support.fake_cloud import InMemoryCloud
 
 from orchestrator.ansible.playbook import PlaybookResult
 from orchestrator.cli.main import app

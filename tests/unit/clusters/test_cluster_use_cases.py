@@ -3,14 +3,11 @@ stack leaves nothing behind, scaling configures only new nodes, deletion is idem
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_cloud import InMemoryCloud  # noqa: E402
+from support.fake_cloud import InMemoryCloud
 
 from orchestrator.ansible.playbook import PlaybookResult
 from orchestrator.clusters import provision

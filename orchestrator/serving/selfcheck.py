@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
+from orchestrator.serving.codecs import decode_records
 from orchestrator.serving.errors import BadRequest, ModelLoadError
 from orchestrator.serving.model import LoadedModel
-from orchestrator.serving.codecs import decode_records
 
 DEFAULT_TOLERANCE = 1e-4
 

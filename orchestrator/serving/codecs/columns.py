@@ -103,9 +103,6 @@ def bytes_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
     return array, values
 
 
-COLUMN_OF_DATATYPE = {"FP32": fp32_column, "BYTES": bytes_column}
-
-
 def _position(values: list, refused) -> int:
     """Where the refused element sits, looked up only for the message (the loops above go without an index):
     the first element that is this very object, since an earlier one would have been refused the same way."""

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from orchestrator.serving.card import InputSpec
-from orchestrator.serving.codecs.columns import COLUMN_OF_DATATYPE, BadElement, parse_json
+from orchestrator.serving.codecs.columns import BadElement, bytes_column, fp32_column, parse_json
 from orchestrator.serving.codecs.request import DecodedRequest, RequestedOutput
 from orchestrator.serving.errors import BadRequest
 from orchestrator.serving.model import LoadedModel
@@ -37,7 +37,8 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
         try:
             length = int(header_length)
         except ValueError as exc:
-            raise BadRequest(f"Inference-Header-Content-Length: expected an integer, got {header_length[:30]!r}") from exc
+            raise BadRequest(
+                f"Inference-Header-Content-Length: expected an integer, got {header_length[:30]!r}") from exc
         if not 0 <= length <= len(body):
             raise BadRequest(f"Inference-Header-Content-Length {length} is outside the body's {len(body)} bytes")
         binary = memoryview(body)[length:]
@@ -51,38 +52,43 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
     offset = 0
     rows = None
     for item in payload["inputs"]:
-        # The usual input (flat JSON data of shape [N, 1], no parameters) is seen to pass the protocol's checks
-        # here, at a glance; any other goes through them one by one. Their values meet the same element checks.
-        plain = False
+        # The usual input (JSON data of shape [N, 1], no parameters) passes the protocol's checks at a glance.
+        # Any other, or one with an element refused here (its data may be nested), goes the careful way, which
+        # checks each part in turn and names what is wrong. Both ways use the same element checks.
         if type(item) is dict and "parameters" not in item:
             name = item.get("name")
             spec = specs.get(name) if type(name) is str else None
             values = item.get("data")
             shape = item.get("shape")
-            plain = (spec is not None and item.get("datatype") == spec.datatype and type(values) is list and values
-                     and type(values[0]) is not list and type(shape) is list and len(shape) == 2
-                     and type(shape[0]) is int and shape[0] == len(values) and type(shape[1]) is int
-                     and shape[1] == 1)
-        if plain:
-            if rows is None:
-                rows = len(values)
-            elif rows != len(values):
-                rows = -1
-        else:
-            name, spec, values, array, offset = _decode_input(item, model, binary, offset)
-            rows = -1  # counted again below
+            if (spec is not None and item.get("datatype") == spec.datatype and type(values) is list and values
+                    and type(shape) is list and len(shape) == 2 and type(shape[0]) is int
+                    and shape[0] == len(values) and type(shape[1]) is int and shape[1] == 1):
+                try:
+                    array, values = (fp32_column if spec.datatype == "FP32" else bytes_column)(values, spec)
+                except BadElement:
+                    pass  # the careful way flattens nested data, or names the element
+                else:
+                    if name in feeds:
+                        raise _given_twice(name)
+                    feeds[name] = array
+                    if columns is not None:
+                        columns[name] = values
+                    if rows is None:
+                        rows = len(values)
+                    elif rows != len(values):
+                        rows = -1
+                    continue
+        name, spec, values, array, offset = _decode_input(item, model, binary, offset)
         if values is None:
             columns = None
         else:
-            try:
-                array, values = COLUMN_OF_DATATYPE[spec.datatype](values, spec)
-            except BadElement as bad:
-                raise BadRequest(f"input {name!r}, element {bad.index}: {bad.problem}") from None
+            array, values = _json_column(name, values, spec)
             if columns is not None:
                 columns[name] = values
         if name in feeds:
-            raise BadRequest(f"input {name!r} is given twice")
+            raise _given_twice(name)
         feeds[name] = array
+        rows = -1  # counted again below
     if len(feeds) != len(specs):
         _check_complete(feeds, model)
     if rows is None or rows < 0:
@@ -125,11 +131,23 @@ def decode_records(body: bytes, model: LoadedModel) -> DecodedRequest:
                 raise BadRequest(f"record {index}: missing field {spec.name!r} ({spec.datatype})")
             column.append(record[spec.name])
         try:
-            feeds[spec.name], columns[spec.name] = COLUMN_OF_DATATYPE[spec.datatype](column, spec)
+            feeds[spec.name], columns[spec.name] = (fp32_column if spec.is_numeric else bytes_column)(column, spec)
         except BadElement as bad:
             raise BadRequest(f"record {bad.index}, field {spec.name!r}: {bad.problem}") from None
     return DecodedRequest(feeds=feeds, rows=len(records), columns=columns,
                           outputs=[RequestedOutput(name, False) for name in model.output_names])
+
+
+def _json_column(name: str, values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
+    """One input's flat JSON values as its column (see ``columns``)."""
+    try:
+        return (fp32_column if spec.datatype == "FP32" else bytes_column)(values, spec)
+    except BadElement as bad:
+        raise BadRequest(f"input {name!r}, element {bad.index}: {bad.problem}") from None
+
+
+def _given_twice(name: str) -> BadRequest:
+    return BadRequest(f"input {name!r} is given twice")
 
 
 def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: int):

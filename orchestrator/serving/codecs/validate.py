@@ -2,9 +2,10 @@
 infinity, numbers within the training range (``min``/``max``), strings among the training categories (``allowed``).
 
 Each check is written once. A small JSON request is checked on its Python lists (faster than numpy's per-call
-cost); a large or binary one first passes a vectorized screen whose bounds are the card's rounded inward to
-float32, so a float32 value clears the screen exactly when it is within the bounds; only the rows the screen does
-not clear reach the same checks as a small request's.
+cost), its values as the client wrote them against the card's bounds. A large or binary request holds float32
+arrays, checked against the bounds as float32 holds them (so 23.1 sent as FP32 is within a maximum of 23.1): a
+vectorized screen clears the rows within them, and only the rows it does not clear reach the same checks as a
+small request's values, with the same float32 bounds.
 """
 
 from __future__ import annotations
@@ -42,20 +43,31 @@ def check_values(request: DecodedRequest, model: LoadedModel, policy: str) -> di
     limits = _limits(model)
     flags: dict[str, list[int]] = {}
     columns = request.columns if request.rows <= PYTHON_CHECK_MAX_ROWS else None
-    if columns is not None:
-        for bounds in limits.numeric:
-            values = columns[bounds[0].name]
-            outside = _outside(bounds, values)
-            if outside:
-                _out_of_range(bounds[0], outside, values, policy, flags)
-    elif limits.numeric:
-        for bounds, rows, values, column in limits.uncleared(request.feeds):
-            outside = _outside(bounds, values, rows)
-            if outside:
-                _out_of_range(bounds[0], outside, column, policy, flags)
+    if columns is not None:  # every value of every numeric input
+        checked, values_of, rows_of = limits.numeric, columns, None
+    else:  # the values the screen did not clear, their rows, and the float32 bounds
+        checked, values_of, rows_of = limits.uncleared(request.feeds)
+    for spec, low, high in checked:
+        outside = None
+        for index, value in enumerate(values_of[spec.name]):
+            if low <= value <= high:
+                continue
+            row = index if rows_of is None else rows_of[spec.name][index]
+            if value != value:
+                if not spec.nullable:
+                    raise BadRequest(f"input {spec.name!r}, row {row}: NaN where the model card says not nullable")
+            elif not -FP32_MAX <= value <= FP32_MAX:
+                raise BadRequest(f"input {spec.name!r}, row {row}: expected a finite FP32 value, got {value}")
+            elif outside is None:
+                outside = [row]
+            else:
+                outside.append(row)
+        if outside:
+            _out_of_range(spec, outside, _column(request, columns, spec.name), policy, flags)
     for spec in limits.categorical:
         values = columns[spec.name] if columns is not None else request.feeds[spec.name][:, 0]
-        outside = _unknown_categories(spec, values)
+        allowed, nullable = spec.allowed, spec.nullable
+        outside = [row for row, value in enumerate(values) if value not in allowed and not (nullable and value == "")]
         if outside:
             _out_of_range(spec, outside, values, policy, flags)
     request.flags = flags
@@ -70,39 +82,9 @@ class _Bounds(NamedTuple):
     high: float
 
 
-def _outside(bounds: _Bounds, values: list, rows: list[int] | None = None) -> list[int] | None:
-    """The numeric check: the rows whose value is outside the range.
-
-    Args:
-        bounds: The input's range.
-        values: Its values: every row's, or those of ``rows`` only.
-        rows: The row index of each value; None when ``values`` holds every row.
-
-    Raises:
-        BadRequest: a value is NaN where the card says not nullable, or is infinite.
-    """
-    spec, low, high = bounds
-    outside = None
-    for index, value in enumerate(values):
-        if low <= value <= high:
-            continue
-        row = index if rows is None else rows[index]
-        if value != value:
-            if not spec.nullable:
-                raise BadRequest(f"input {spec.name!r}, row {row}: NaN where the model card says not nullable")
-        elif not -FP32_MAX <= value <= FP32_MAX:
-            raise BadRequest(f"input {spec.name!r}, row {row}: expected a finite FP32 value, got {value}")
-        elif outside is None:
-            outside = [row]
-        else:
-            outside.append(row)
-    return outside
-
-
-def _unknown_categories(spec: InputSpec, values) -> list[int]:
-    """The categorical check: rows whose string is not a training category (an empty null is one, if nullable)."""
-    allowed = spec.allowed
-    return [row for row, value in enumerate(values) if value not in allowed and not (spec.nullable and value == "")]
+def _column(request: DecodedRequest, columns: dict[str, list] | None, name: str):
+    """An input's values: its Python list when checking on lists, else its array's column."""
+    return columns[name] if columns is not None else request.feeds[name][:, 0]
 
 
 def _out_of_range(spec: InputSpec, rows: list[int], column, policy: str, flags: dict) -> None:
@@ -130,40 +112,36 @@ class _Limits:
                                 FP32_MAX if spec.max is None else min(spec.max, FP32_MAX)) for spec in numeric]
         self.names = [spec.name for spec in numeric]
         self.categorical = [spec for spec in model.card.inputs if not spec.is_numeric and spec.allowed is not None]
-        with np.errstate(over="ignore"):  # a bound beyond FP32 becomes an infinity, which no value clears
-            self.screen_low = np.array([_float32_at_least(b.low) for b in self.numeric], dtype=np.float32)
-            self.screen_high = np.array([_float32_at_most(b.high) for b in self.numeric], dtype=np.float32)
+        with np.errstate(over="ignore"):  # a bound beyond FP32 becomes an infinity: beyond every value
+            self.low32 = np.array([b.low for b in self.numeric], dtype=np.float32)
+            self.high32 = np.array([b.high for b in self.numeric], dtype=np.float32)
+        self.numeric32 = [_Bounds(b.spec, float(low), float(high))
+                          for b, low, high in zip(self.numeric, self.low32, self.high32)]
         self.nullable = np.array([spec.nullable for spec in numeric], dtype=bool)
         self.any_nullable = bool(self.nullable.any())
 
-    def uncleared(self, feeds: dict[str, np.ndarray]):
+    def uncleared(self, feeds: dict[str, np.ndarray]) -> tuple[list[_Bounds], dict[str, list], dict[str, list]]:
         """The vectorized screen over every numeric input at once.
 
-        Yields:
-            ``(bounds, rows, values, column)`` for each input with rows the screen does not clear: their indexes,
-            their values as Python floats, and the input's whole column.
+        Returns:
+            The float32 bounds of the inputs holding values the screen does not clear, those values (as Python
+            floats) and their row indexes, both by input name.
         """
+        if not self.numeric:
+            return [], {}, {}
         matrix = np.hstack([feeds[name] for name in self.names])
-        cleared = (matrix >= self.screen_low) & (matrix <= self.screen_high)  # False for NaN and infinities
+        cleared = (matrix >= self.low32) & (matrix <= self.high32)  # False for NaN and infinities
         if self.any_nullable:
             cleared |= np.isnan(matrix) & self.nullable
-        if cleared.all():
-            return
-        for col in np.flatnonzero(~cleared.all(axis=0)):
-            rows = np.flatnonzero(~cleared[:, col])
-            yield self.numeric[col], rows.tolist(), matrix[rows, col].tolist(), matrix[:, col]
-
-
-def _float32_at_most(bound: float) -> np.float32:
-    """The largest float32 not above ``bound``."""
-    value = np.float32(bound)
-    return value if float(value) <= bound else np.nextafter(value, np.float32(-np.inf))
-
-
-def _float32_at_least(bound: float) -> np.float32:
-    """The smallest float32 not below ``bound``."""
-    value = np.float32(bound)
-    return value if float(value) >= bound else np.nextafter(value, np.float32(np.inf))
+        checked, values_of, rows_of = [], {}, {}
+        if not cleared.all():
+            for col in np.flatnonzero(~cleared.all(axis=0)):
+                bounds = self.numeric32[col]
+                rows = np.flatnonzero(~cleared[:, col])
+                checked.append(bounds)
+                values_of[bounds.spec.name] = matrix[rows, col].tolist()
+                rows_of[bounds.spec.name] = rows.tolist()
+        return checked, values_of, rows_of
 
 
 def _limits(model: LoadedModel) -> _Limits:

@@ -112,7 +112,7 @@ def test_the_server_builds_a_pluggable_writer_named_in_its_settings(tmp_path, mo
     from orchestrator.serving.settings import ServerSettings
 
     settings = ServerSettings(model_folders=[str(model_folder)], capture_rate=0.5, capture_store=str(tmp_path / "store"),
-                              capture_writer="orchestrator.cli.serve:store_capture_writer")
+                              capture_writer="orchestrator.usecases.serve:store_capture_writer")
     writer = load_capture_writer(settings)
     assert isinstance(writer, StoreCaptureWriter) and writer.store.uri.endswith("store")
     assert build_app(settings).service.capture.writer.__class__ is StoreCaptureWriter

@@ -176,3 +176,18 @@ def test_python_and_numpy_value_checks_agree(model, rows, policy):
             return str(exc)
 
     assert outcome(True) == outcome(False)
+
+
+@pytest.mark.parametrize("policy", ["reject", "flag"])
+def test_list_and_array_checks_name_the_same_first_problem_when_a_request_has_several(model, policy):
+    rows = [valid_row(dep_hour=2.0), valid_row(distance=None)]  # row 0 out of range, row 1 NaN where not nullable
+
+    def refusal(use_lists):
+        decoded = decode(body(rows).replace(b"null", b"NaN"), model)
+        if not use_lists:
+            decoded.columns = None  # as for binary tensors or large requests
+        with pytest.raises(BadRequest) as caught:
+            check_values(decoded, model, policy)
+        return str(caught.value)
+
+    assert refusal(use_lists=False) == refusal(use_lists=True)

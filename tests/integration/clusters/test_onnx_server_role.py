@@ -22,8 +22,7 @@ from orchestrator.clusters.wheelhouse import pack_wheelhouse
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.errors import ConfigurationFailed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "serving"))
-from tiny_models import build_model_folder  # noqa: E402
+from support.tiny_models import build_model_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet
+from support.tiny_models import CATEGORICAL, build_model_folder
 
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.swift import SwiftStore
@@ -26,10 +27,6 @@ from orchestrator.errors import DeployFailed
 from orchestrator.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "devstack"))
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "serving"))
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet  # noqa: E402
-from tiny_models import CATEGORICAL, build_model_folder  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 

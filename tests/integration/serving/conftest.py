@@ -1,15 +1,11 @@
 """Real servers on free loopback ports, serving model folders the tests build themselves."""
 
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "serving"))
-from tiny_models import build_model_folder  # noqa: E402
-
-from live_server import TOKEN, RunningServer, free_port, BIN  # noqa: E402,F401
+from support.live_server import BIN, TOKEN, RunningServer, free_port
+from support.tiny_models import build_model_folder
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_models import v2_inputs, valid_row
+from support.tiny_models import v2_inputs, valid_row
 
 pytestmark = pytest.mark.integration
 

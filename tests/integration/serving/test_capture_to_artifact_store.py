@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from live_server import BIN, RunningServer, free_port
-from tiny_models import valid_row
+from support.live_server import BIN, RunningServer, free_port
+from support.tiny_models import valid_row
 
 from orchestrator.artifacts.local import LocalStore
 

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from live_server import TOKEN
+from support.live_server import TOKEN
 from test_v2_protocol import ROWS, expected_for, triton_inputs
-from tiny_models import valid_row
+from support.tiny_models import valid_row
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_concurrent_single_row_requests_are_micro_batched_and_each_answered_corr
 
 
 def test_several_worker_processes_share_one_metrics_view(models, tmp_path):
-    from live_server import RunningServer, free_port
+    from support.live_server import RunningServer, free_port
 
     server = RunningServer([sys.executable, "-m", "orchestrator.serving", str(models["v1"]), "--workers", "2"],
                            free_port(), tmp_path / "server.log")

@@ -2,7 +2,7 @@
 
 import pytest
 import tritonclient.http as triton
-from live_server import BIN, RunningServer, free_port
+from support.live_server import BIN, RunningServer, free_port
 from test_v2_protocol import ROWS, triton_inputs
 
 from orchestrator.artifacts.local import LocalStore

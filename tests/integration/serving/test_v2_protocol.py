@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from tiny_models import NUMERIC, valid_row
+from support.tiny_models import NUMERIC, valid_row
 from tritonclient.utils import InferenceServerException
 
 from orchestrator.serving.model import load_model_folder

@@ -5,7 +5,6 @@ integration tests run them for real)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ from orchestrator.registry import ModelRegistry
 from orchestrator.usecases import clusters as cluster_use_cases
 from orchestrator.usecases import deploy as deploy_use_cases
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from tiny_models import build_model_folder  # noqa: E402
+from support.tiny_models import build_model_folder
 
 
 class TempUrlStore(LocalStore):

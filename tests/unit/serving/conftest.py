@@ -1,6 +1,6 @@
 import pytest
 
-from tiny_models import build_model_folder
+from support.tiny_models import build_model_folder
 
 from orchestrator.serving.model import load_model_folder
 

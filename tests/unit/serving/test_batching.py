@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import orjson
 import pytest
-from tiny_models import v2_inputs, valid_row
+from support.tiny_models import v2_inputs, valid_row
 
 from orchestrator.serving.batching import MicroBatcher
 from orchestrator.serving.codecs import decode_infer_request

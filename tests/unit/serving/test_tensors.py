@@ -3,7 +3,7 @@ import math
 import numpy as np
 import orjson
 import pytest
-from tiny_models import v2_inputs, valid_row
+from support.tiny_models import v2_inputs, valid_row
 from tritonclient.utils import serialize_byte_tensor
 
 from orchestrator.serving.codecs import (check_values, decode_infer_request, decode_records, encode_infer_response,

@@ -61,6 +61,20 @@ class LocalStore:
         write_atomically(dest, data, temp_dir=self.root / STAGING)
         return ArtifactInfo(key, hashlib.sha256(data).hexdigest(), len(data))
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staged = self.root / STAGING / f"{uuid.uuid4().hex}.create"
+        write_atomically(staged, data)
+        try:
+            # link() fails when the name exists, and publishes a complete file when it does not: one atomic step.
+            os.link(staged, dest)
+        except FileExistsError:
+            return False
+        finally:
+            staged.unlink(missing_ok=True)
+        return True
+
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,14 @@ class ArtifactStore(Protocol):
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         """Publish a local file under ``key`` atomically, streaming it."""
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Publish ``data`` under ``key`` only if nothing is published there: a create-only write, atomic, which
+        never overwrites. Of several writers racing for one key, exactly one gets True (leases are built on it).
+
+        Returns:
+            True if this call created the object; False if the key already held one (left as it was).
+        """
+
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
         """Read a blob; raise ArtifactError if ``sha256`` is given and does not match."""
 

@@ -112,6 +112,9 @@ class SwiftStore:
     def put_bytes(self, key: str, data: bytes) -> ArtifactInfo:
         return ArtifactInfo(key, self.objects.put_bytes(self._name(key), data), len(data))
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.objects.put_bytes_if_absent(self._name(key), data)
+
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         sha256, size = self.objects.put_file(self._name(key), Path(path))
         return ArtifactInfo(key, sha256, size)

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 from urllib.parse import quote
 
-from orchestrator.artifacts.object_client import SHA256_HEADER, ObjectClient, Reply, etag_of
+from orchestrator.artifacts.object_client import (
+    SHA256_HEADER,
+    UPLOAD_RETRY_STATUSES,
+    ObjectClient,
+    Reply,
+    etag_of,
+    upload_headers,
+)
 from orchestrator.artifacts.store import CHUNK
 from orchestrator.errors import ArtifactError, CloudError
 
@@ -123,6 +130,30 @@ class SwiftContainer:
     def put_bytes(self, name: str, data: bytes) -> str:
         """Upload ``data`` as ``name``; return its sha256."""
         return self._put_stream(name, lambda: io.BytesIO(data), len(data))
+
+    def put_bytes_if_absent(self, name: str, data: bytes) -> bool:
+        """Upload ``data`` as ``name`` only if no object has that name (``If-None-Match: *``; Swift answers 412 when
+        one has); return whether this call created it.
+
+        A retried PUT whose first answer was lost meets its own object and is answered 412: an object holding
+        exactly these bytes (same sha256) counts as created by this call. Writers racing for a name must therefore
+        write different bytes (leases carry their holder and a random token).
+
+        Raises:
+            ArtifactError: Swift stored another ETag than the MD5 sent.
+        """
+        self.ensure()
+        sha256 = hashlib.sha256(data).hexdigest()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        headers = {**upload_headers(sha256, md5), "If-None-Match": "*"}
+        reply = self.client.request("PUT", object_path(self.name, name), ok=(201, 412), headers=headers,
+                                    data_factory=lambda: data, retry_statuses=UPLOAD_RETRY_STATUSES)
+        if reply.status == 412:
+            existing = self.head(name)
+            return existing is not None and existing.headers.get(SHA256_HEADER) == sha256
+        if etag_of(reply) != md5:
+            raise ArtifactError(f"upload of {name}: Swift stored ETag {etag_of(reply)}, sent MD5 {md5}")
+        return True
 
     def put_file(self, name: str, path: Path) -> tuple[str, int]:
         """Upload a local file as ``name`` (a static large object above the threshold); return sha256 and size."""

@@ -74,7 +74,7 @@ def list_endpoints(as_json: bool = typer.Option(False, "--json", help="Print JSO
 @endpoints_app.command("show")
 def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
-    """Show an endpoint: the version each node serves, its health and request count, and the deploy history."""
+    """Show an endpoint: each node's versions, health and requests, the deploy history, the latest drift verdict."""
     from orchestrator.usecases.deploy import describe_endpoint
 
     status = describe_endpoint(endpoint)
@@ -91,6 +91,20 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
         history.add_row(entry["deployed_at"], entry["deployed_by"], f"{entry['model']}:{entry['version']}",
                         str(entry.get("run_id") or "-"), entry["status"])
     out.print(history)
+    if status["serving"]:
+        out.print(_drift_line(endpoint, status["serving"], status.get("drift")), markup=False)
+
+
+def _drift_line(endpoint: str, serving: dict, drift: dict | None) -> str:
+    """The latest drift verdict of the served version, in one line."""
+    served = f"{serving['model']}:{serving['version']}"
+    if drift is None:
+        return f"Drift of {served}: never checked (dataops drift check --endpoint {endpoint})"
+    if drift.get("error"):
+        return f"Drift of {served}: unknown ({drift['error']})"
+    drifted = f", drifted: {', '.join(drift['drifted'])}" if drift.get("drifted") else ""
+    return (f"Drift of {served}: {drift['verdict'].replace('_', ' ')}{drifted} "
+            f"(checked {drift.get('checked_at') or '?'}, check {drift['check_id']})")
 
 
 def register(app: typer.Typer) -> None:

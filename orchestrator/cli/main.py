@@ -45,7 +45,8 @@ def version() -> None:
 
 
 def _register_groups() -> None:
-    from orchestrator.cli import artifacts, cluster, deploy, model, predict, run, serve
+    from orchestrator.cli import schedule as schedule_commands
+    from orchestrator.cli import artifacts, cluster, deploy, drift, model, predict, run, serve
 
     run.register(app)
     model.register(app)
@@ -54,6 +55,8 @@ def _register_groups() -> None:
     artifacts.register(app)
     cluster.register(app)
     deploy.register(app)
+    schedule_commands.register(app)
+    drift.register(app)
 
 
 _register_groups()

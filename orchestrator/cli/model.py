@@ -52,16 +52,35 @@ def show(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Print a model's card: metrics, parity result, lineage, inputs and outputs."""
-    card = _registry(store).card(ref)
+    """Print a model's card: metrics, parity result, lineage, inputs and outputs, and its latest drift verdict."""
+    from orchestrator.usecases.drift_verdict import latest_drift_verdict
+
+    registry = _registry(store)
+    card = registry.card(ref)
+    verdict = latest_drift_verdict(registry.store, card["name"], card["version"])
     if as_json:
-        emit_json(card)
+        emit_json({**card, "latest_drift": verdict.as_dict() if verdict else None})
         return
     from orchestrator.ml.card import render_markdown
 
     stages = f" [{', '.join(card['stages'])}]" if card.get("stages") else ""
     err.print(f"{card['name']}:{card['version']}{stages}")
     out.print(render_markdown(card), markup=False)
+    out.print(_drift_section(verdict, f"{card['name']}:{card['version']}"), markup=False)
+
+
+def _drift_section(verdict, ref: str) -> str:
+    """The latest drift verdict, in the card's Markdown."""
+    lines = ["## Latest drift check", ""]
+    if verdict is None:
+        lines.append(f"Never checked (`dataops drift check {ref}`).")
+        return "\n".join(lines) + "\n"
+    rows = f" on {verdict.rows:,} rows" if verdict.rows is not None else ""
+    when = verdict.checked_at or "at an unknown time"
+    lines.append(f"- verdict: {verdict.verdict.replace('_', ' ')}{rows}, checked {when} (check {verdict.check_id})")
+    lines.append(f"- drifted columns: {', '.join(verdict.drifted) if verdict.drifted else 'none'}")
+    lines += [f"- why: {reason}" for reason in verdict.reasons]
+    return "\n".join(lines) + "\n"
 
 
 @model_app.command("promote")

@@ -19,6 +19,8 @@ QUANTILES = [round(q, 2) for q in np.linspace(0, 1, 11)]
 HISTOGRAM_BINS = 10
 MAX_ALLOWED_CATEGORIES = 1000
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas")
+# The model folder's reference profile (``ReferenceProfile.to_dict()``), named by the card's ``monitoring`` entry.
+PROFILE_FILE = "reference_profile.json"
 
 
 def library_versions() -> dict[str, str]:
@@ -87,6 +89,12 @@ def reference_stats(spec: ModelSpec, X_train: pd.DataFrame) -> dict:
         stats[name] = {"kind": "categorical", "count": int(len(X_train)),
                        "frequencies": {str(k): float(v) for k, v in frequencies.items()}}
     return stats
+
+
+def monitoring_entry(policy: dict, profile_file: str = PROFILE_FILE) -> dict:
+    """The card's ``monitoring`` entry: where the reference profile is in the model folder, and the drift policy
+    (the pipeline file's ``monitoring:`` section) a check of this model applies."""
+    return {"profile": profile_file, "policy": _jsonable(policy)}
 
 
 def estimator_description(spec: ModelSpec, model) -> dict:
@@ -162,6 +170,15 @@ def render_markdown(card: dict) -> str:
             lines.append(f"- {key}: `{value}`")
     for part, info in lineage.get("training_data", {}).items():
         lines.append(f"- {part}: {info.get('rows')} rows, fingerprint `{info.get('fingerprint')}`")
+    monitoring = card.get("monitoring")
+    if monitoring:
+        policy = monitoring.get("policy", {})
+        share = policy.get("drift_share")
+        share = f"{share:.0%}" if isinstance(share, (int, float)) else str(share)
+        lines += ["", "## Monitoring", "",
+                  f"- reference profile: `{monitoring.get('profile')}` (train partition; outputs on validation)",
+                  (f"- drift policy: windows of at least {policy.get('min_rows')} rows; drifted when {share} of the "
+                   f"features drift, or any of the {policy.get('top_features')} most important, or the predictions")]
     lines += ["", "## Library versions", ""]
     lines += [f"- {k} {v}" for k, v in card["library_versions"].items()]
     lines += ["", "## Files", ""]

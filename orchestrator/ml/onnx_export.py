@@ -19,7 +19,7 @@ import pandas as pd
 from orchestrator.artifacts.store import sha256_of_file
 from orchestrator.atomic import write_atomically
 from orchestrator.errors import ParityFailed, StageFailed
-from orchestrator.ml.card import build_card, render_markdown
+from orchestrator.ml.card import PROFILE_FILE, build_card, monitoring_entry, render_markdown
 from orchestrator.ml.converters import install_converter_fixes
 from orchestrator.ml.features import coerce_features, describe_frame
 from orchestrator.ml.spec import ModelSpec
@@ -198,6 +198,30 @@ def export_model(
     if report_html is not None:
         write_atomically(out_dir / "report.html", report_html.encode(), MODEL_FILE_MODE)
     return ExportResult(out_dir, parity, card)
+
+
+def attach_reference_profile(folder: Path, profile: dict, policy: dict) -> dict:
+    """Save a model's reference profile in its folder and name it, with the drift policy, in the card.
+
+    Writes ``reference_profile.json`` and rewrites ``model_card.json`` (and ``.md``) with a ``monitoring`` entry
+    and the profile among its ``files``, so the registry keeps the profile with the model and a reader can check it.
+
+    Args:
+        folder: a model folder written by ``export_model``.
+        profile: the reference profile (``ReferenceProfile.to_dict()``).
+        policy: the drift policy (``DriftPolicy.model_dump()``).
+
+    Returns:
+        The updated card.
+    """
+    folder = Path(folder)
+    path = folder / PROFILE_FILE
+    write_atomically(path, json.dumps(profile, sort_keys=True).encode(), MODEL_FILE_MODE)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["files"][PROFILE_FILE] = {"sha256": sha256_of_file(path), "size": path.stat().st_size}
+    card["monitoring"] = monitoring_entry(policy)
+    write_card(folder, card)
+    return card
 
 
 def write_card(folder: Path, card: dict) -> None:

@@ -59,6 +59,7 @@ def run_pipeline(
     on_event: StageEvent | None = None,
     stage_hook: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int, float | None], None] | None = None,
+    as_of: str | None = None,
 ) -> RunResult:
     """Execute every stage of ``pipeline``; completed stages are reused from the cache.
 
@@ -69,6 +70,7 @@ def run_pipeline(
         on_event: called with (stage, "start"|"done"|"cached"|"failed", info) for progress display.
         stage_hook: called with the stage name just before it runs (tests use it to interrupt a run).
         on_progress: called by the tuner with (candidates done, total, best score so far).
+        as_of: the time the run is for (a schedule's slot, ISO 8601 UTC), kept in the record's parameters.
 
     Raises:
         DataopsError: a stage failed; the run record says which and why.
@@ -82,7 +84,7 @@ def run_pipeline(
         "started_at": now(),
         "store": store.uri,
         "scheduler": client.scheduler.address if client.scheduler else None,
-        "parameters": pipeline.spec.model_dump(mode="json"),
+        "parameters": {**pipeline.spec.model_dump(mode="json"), **({"as_of": as_of} if as_of else {})},
         "stages": {},
         "metrics": {},
         "artifacts": [],

@@ -1,7 +1,8 @@
 """The pipeline file: pydantic models of every section, and the loader that reports mistakes by file, line and field.
 
 A pipeline file declares, in order: ``sources`` (read, validate, clean), ``blend`` (joins onto a base source, plain or
-time-aligned), ``features`` (derived columns), ``split`` (train / validation / test / serve) and ``model``.
+time-aligned), ``features`` (derived columns), ``split`` (train / validation / test / serve), ``model`` and
+``monitoring`` (the drift policy saved with the model).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.ml.spec import ModelSpec
+from orchestrator.monitoring.policy import DriftPolicy
 from orchestrator.yaml_files import line_of, read_mapping, spec_error, suggest
 
 PARTITIONS = ("train", "validation", "test", "serve")
@@ -209,6 +211,10 @@ class PipelineSpec(_Strict):
     split: Split = Field(description="The train / validation / test / serve split.")
     model: ModelSpec | None = Field(None, description="What to train on the train partition.")
     score_serve: bool = Field(True, description="Score the serve partition with the exported model.")
+    monitoring: DriftPolicy = Field(
+        default_factory=DriftPolicy,
+        description="When the served model has drifted from its reference profile (thresholds, per-column overrides).",
+    )
 
     @field_validator("sources")
     @classmethod

@@ -10,7 +10,7 @@ from orchestrator.clusters.provision import Progress
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
 from orchestrator.deploy.state import endpoint_state, known_endpoints
-from orchestrator.errors import SpecError
+from orchestrator.errors import DataopsError, SpecError
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.usecases import clusters
 
@@ -115,5 +115,23 @@ def list_endpoints() -> list[dict]:
 
 
 def describe_endpoint(endpoint: str) -> dict:
-    """An endpoint's live state: each node's health, versions and request rate, and the deploy history."""
-    return rollout.endpoint_status(endpoint)
+    """An endpoint's live state: each node's health, versions and request rate, the deploy history, and under
+    ``drift`` the latest drift verdict of the version it serves (None: never checked)."""
+    status = rollout.endpoint_status(endpoint)
+    status["drift"] = _served_version_drift(endpoint, status.get("serving"))
+    return status
+
+
+def _served_version_drift(endpoint: str, serving: dict | None) -> dict | None:
+    """The latest drift check of the served version, from the store the endpoint was deployed from."""
+    from orchestrator.usecases.drift_verdict import latest_drift_verdict
+
+    store_location = endpoint_state(endpoint).load().get("store")
+    if not serving or not store_location:
+        return None
+    try:
+        verdict = latest_drift_verdict(open_store(store_location), serving["model"], int(serving["version"]))
+    except DataopsError as exc:
+        # The endpoint's state is still worth showing when its store cannot be read right now: say why instead.
+        return {"verdict": "unknown", "error": str(exc)}
+    return verdict.as_dict() if verdict else None

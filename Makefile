@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/onnx_predict.py --model rf
 	$(BIN)/python bench/serving.py --install-mlflow
+	$(BIN)/python -m bench drift --install-evidently --big
 
 clean:
 	rm -rf $(VENV) .dataops

@@ -8,6 +8,7 @@ because on large windows they call harmless shifts significant.
 from __future__ import annotations
 
 import numpy as np
+from scipy import special as scipy_special
 from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
 
@@ -62,7 +63,9 @@ def ks_test(reference: NumericCounts, current: NumericCounts) -> tuple[float, fl
     n, m = reference.present, current.present
     if not n or not m:
         return d, float("nan")
-    return d, float(scipy_stats.kstwo.sf(d, round(n * m / (n + m))))
+    # The limiting distribution: the exact one (kstwo) costs up to a second per column at a million rows, for a
+    # figure that is only reported, and agrees with this to three digits at such sizes.
+    return d, float(scipy_special.kolmogorov(d * np.sqrt(n * m / (n + m))))
 
 
 def js_distance(reference: list[int], current: list[int]) -> float:

@@ -31,8 +31,9 @@ description = "The dataops ONNX inference server (Open Inference Protocol), alon
 requires-python = ">=3.11"
 dependencies = {dependencies}
 
-[tool.setuptools]
-packages = ["orchestrator", "orchestrator.serving"]
+# Every subpackage of the server (its codecs among them), found rather than listed so none is left out.
+[tool.setuptools.packages.find]
+include = ["orchestrator", "orchestrator.serving", "orchestrator.serving.*"]
 """
 
 

@@ -17,6 +17,7 @@ import queue
 import re
 import secrets
 import threading
+import time
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -38,6 +39,8 @@ SEGMENT_SUFFIX = "_segments"
 DEFAULT_SEGMENT_SIZE = 64 << 20
 DEFAULT_THRESHOLD = 128 << 20
 DOWNLOAD_CHUNK = 4 << 20
+# Longer than a small object's PUT takes from the object server's existence check to its commit.
+CREATE_SETTLE_S = 0.5
 
 
 def object_path(container: str, name: str | None = None) -> str:
@@ -87,9 +90,10 @@ class SwiftContainer:
         with self._lock:
             self._ready.add(container)
 
-    def head(self, name: str) -> Reply | None:
-        """The object's metadata, or None if it does not exist."""
-        reply = self.client.request("HEAD", object_path(self.name, name), ok=(200, 204, 404))
+    def head(self, name: str, newest: bool = False) -> Reply | None:
+        """The object's metadata, or None if it does not exist; ``newest`` asks every replica (``X-Newest``)."""
+        headers = {"X-Newest": "true"} if newest else None
+        reply = self.client.request("HEAD", object_path(self.name, name), ok=(200, 204, 404), headers=headers)
         return None if reply.status == 404 else reply
 
     def names(self, prefix: str, container: str | None = None) -> Iterator[str]:
@@ -148,12 +152,16 @@ class SwiftContainer:
         headers = {**upload_headers(sha256, md5), "If-None-Match": "*"}
         reply = self.client.request("PUT", object_path(self.name, name), ok=(201, 412), headers=headers,
                                     data_factory=lambda: data, retry_statuses=UPLOAD_RETRY_STATUSES)
-        if reply.status == 412:
-            existing = self.head(name)
-            return existing is not None and existing.headers.get(SHA256_HEADER) == sha256
-        if etag_of(reply) != md5:
-            raise ArtifactError(f"upload of {name}: Swift stored ETag {etag_of(reply)}, sent MD5 {md5}")
-        return True
+        if reply.status == 201:
+            if etag_of(reply) != md5:
+                raise ArtifactError(f"upload of {name}: Swift stored ETag {etag_of(reply)}, sent MD5 {md5}")
+            # Swift has no compare-and-swap: PUTs racing within the object server's check-to-commit window all pass
+            # the condition, and the newest of them is what stays. Anything arriving later meets the object and is
+            # refused. So once such a race has settled, the object is read back from its newest replica: only the
+            # writer whose bytes stayed created it.
+            time.sleep(CREATE_SETTLE_S)
+        existing = self.head(name, newest=True)
+        return existing is not None and existing.headers.get(SHA256_HEADER) == sha256
 
     def put_file(self, name: str, path: Path) -> tuple[str, int]:
         """Upload a local file as ``name`` (a static large object above the threshold); return sha256 and size."""

@@ -241,10 +241,10 @@ def count_data(profile: ReferenceProfile, model: CheckedModel, location: str,
     from orchestrator.pipeline import sources
 
     # The same reading of a batch as ``dataops predict``'s: what batch scoring takes, a check takes.
-    from orchestrator.usecases.predict import _input as batch_input
+    from orchestrator.usecases.predict import input_source
     from orchestrator.usecases.predict import input_fingerprint
 
-    source, files = batch_input(location, model.store)
+    source, files = input_source(location, model.store)
     frame = sources.read_source(source, files, None if files else [location])
     features = [c.name for c in profile.columns if c.role == "feature"]
     absent = [name for name in features if name not in frame.columns]

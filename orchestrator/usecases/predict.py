@@ -32,7 +32,7 @@ RECORD = "_prediction.json"
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 
 
-def _input(location: str, store: ArtifactStore) -> tuple[Source, list[Path]]:
+def input_source(location: str, store: ArtifactStore) -> tuple[Source, list[Path]]:
     """The input as a pipeline source, and its local files (none for a URL read in place)."""
     parsed = urlparse(location)
     if parsed.scheme not in ("", "file"):
@@ -88,7 +88,7 @@ def predict_to_path(store: ArtifactStore, ref: str, input_location: str, output:
         raise DataopsError(f"output {output} already exists; predictions are never overwritten")
     model_dir = resolve_model_ref(store, ref)
     card = load_card(model_dir)
-    source, files = _input(input_location, store)
+    source, files = input_source(input_location, store)
     ddf = sources.read_source(source, files, None if files else [input_location])
     scored = score_dataframe(model_dir, ddf)
     staging = output.with_name(f".{output.name}.{uuid.uuid4().hex}")

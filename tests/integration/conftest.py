@@ -84,18 +84,10 @@ def netns_compute(cloud, admin_cloud):
 @pytest.fixture()
 def swift_container(cloud, unique_name):
     """A container name no other run uses; the container and its segments container are emptied and deleted after."""
-    import openstack.exceptions
-
-    from orchestrator.artifacts.swift import SEGMENT_SUFFIX
+    from support.swift_cleanup import remove_container
 
     yield unique_name
-    for container in (unique_name, unique_name + SEGMENT_SUFFIX):
-        try:
-            for obj in list(cloud.object_store.objects(container)):
-                cloud.object_store.delete_object(obj, container=container, ignore_missing=True)
-        except openstack.exceptions.NotFoundException:
-            continue
-        cloud.object_store.delete_container(container, ignore_missing=True)
+    remove_container(cloud, unique_name)
 
 
 # The flights example, laid out once per test session, with a lighter model so the tests stay quick.

@@ -82,17 +82,9 @@ def store_location(request, tmp_path_factory):
     cloud = request.getfixturevalue("cloud")
     container = f"dataops-test-drift-{uuid.uuid4().hex[:8]}"
     yield f"swift://{container}/drift"
-    import openstack.exceptions
+    from support.swift_cleanup import remove_container
 
-    from orchestrator.artifacts.swift import SEGMENT_SUFFIX
-
-    for name in (container, container + SEGMENT_SUFFIX):
-        try:
-            for obj in list(cloud.object_store.objects(name)):
-                cloud.object_store.delete_object(obj, container=name, ignore_missing=True)
-        except openstack.exceptions.NotFoundException:
-            continue
-        cloud.object_store.delete_container(name, ignore_missing=True)
+    remove_container(cloud, container)
 
 
 @pytest.fixture(scope="module")

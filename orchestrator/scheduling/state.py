@@ -11,7 +11,9 @@ Layout, under ``schedules/<name>/``:
 * ``leases/<slot>/<attempt>.json``: created only once each (``put_if_absent``): whoever creates a slot's lease
   decides that attempt of it, to run it or to record it skipped or missed, so two runners never start the same
   slot. A run's lease expires after the schedule's run deadline; a later tick takes an expired one over by creating
-  the next attempt's lease, and the slot keeps its one history record.
+  the next attempt's lease, and the slot keeps its one history record;
+* ``leases/<slot>/<attempt>.beat``: the running holder's heartbeat, rewritten while it runs: a run lease lapses
+  when its heartbeat stops (a killed runner's slot is taken over within minutes), or at its deadline at the latest.
 """
 
 from __future__ import annotations
@@ -198,8 +200,9 @@ class ScheduleState:
         return Schedule(ScheduleSpec.model_validate(data["spec"]), data["source"],
                         parse_instant(data["created_at"]), parse_instant(data["edited_at"]))
 
-    def save(self, spec: ScheduleSpec, source: str, now: datetime) -> str:
-        """Keep ``spec`` as this schedule: created, or edited when it differs from the one kept.
+    def save(self, spec: ScheduleSpec, source: str, now: datetime, pipeline_digest: str | None = None) -> str:
+        """Keep ``spec`` as this schedule: created, or edited when it (or the pipeline's files, by their digest)
+        differs from the one kept.
 
         Creating or editing starts the schedule from ``now``: no slot before it is run or recorded.
 
@@ -209,14 +212,17 @@ class ScheduleState:
         created_at, outcome = now, "created"
         if self.exists():
             kept = self.load()
-            if kept.spec == spec and kept.source == source:
+            if kept.spec == spec and kept.source == source and self._pipeline_digest() == pipeline_digest:
                 return "unchanged"
             created_at, outcome = kept.created_at, "updated"
         self.store.put_bytes(f"{self.prefix}/schedule.json", _json({
             "spec": spec.model_dump(mode="json"), "source": source, "created_at": iso(created_at),
-            "edited_at": iso(now),
+            "edited_at": iso(now), "pipeline_digest": pipeline_digest,
         }))
         return outcome
+
+    def _pipeline_digest(self) -> str | None:
+        return json.loads(self.store.get_bytes(f"{self.prefix}/schedule.json")).get("pipeline_digest")
 
     def delete(self) -> int:
         """Remove the schedule with its history and leases; return how many objects were removed."""
@@ -292,8 +298,37 @@ class ScheduleState:
         """The slot's leases, by attempt."""
         found = []
         for key in self.store.list(f"{self.prefix}/leases/{slot_id(slot)}"):
-            found.append(Lease(**json.loads(self.store.get_bytes(key))))
+            if key.endswith(".json"):  # not the heartbeats beside them
+                found.append(Lease(**json.loads(self.store.get_bytes(key))))
         return sorted(found, key=lambda lease: lease.attempt)
+
+    def _beat_key(self, lease: Lease) -> str:
+        return f"{self.prefix}/leases/{slot_id(parse_instant(lease.slot))}/{lease.attempt:04d}.beat"
+
+    def beat(self, lease: Lease, until: datetime) -> None:
+        """Say that the run holding ``lease`` is alive and holds its slot until ``until`` (never past the lease's
+        own deadline). Unlike the lease, a heartbeat is overwritten: only its holder writes it."""
+        if lease.expires_at is not None:
+            until = min(until, parse_instant(lease.expires_at))
+        self.store.put_bytes(self._beat_key(lease), _json({"runner": lease.runner, "token": lease.token,
+                                                            "until": iso(until)}))
+
+    def heartbeat_until(self, lease: Lease) -> datetime | None:
+        """Until when the last heartbeat of ``lease``'s holder holds the slot; None if it never beat."""
+        try:
+            data = json.loads(self.store.get_bytes(self._beat_key(lease)))
+        except ArtifactNotFound:
+            return None
+        return parse_instant(data["until"]) if data.get("token") == lease.token else None
+
+    def lapses_at(self, lease: Lease) -> datetime | None:
+        """When ``lease`` stops holding its slot: its deadline, or earlier once its holder's heartbeat stopped;
+        None for a decision, which never lapses."""
+        if lease.expires_at is None:
+            return None
+        beat = self.heartbeat_until(lease)
+        deadline = parse_instant(lease.expires_at)
+        return deadline if beat is None else min(beat, deadline)
 
     def take_lease(self, slot: datetime, attempt: int, runner: str, decision: str, now: datetime,
                    duration_s: float | None) -> Lease | None:

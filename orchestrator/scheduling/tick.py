@@ -9,6 +9,8 @@ the slot as its ``as_of``, so a retried or resumed slot is the same run, resumed
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,9 +37,14 @@ from orchestrator.scheduling.state import (
     schedule_names,
 )
 
+log = logging.getLogger(__name__)
+
 # A slot whose runner was lost this many times is failed: something kills its run every time (memory, a host).
 LOST_LIMIT = 3
 RUN = "run"
+# A run's lease lapses this long after its runner's last heartbeat; the runner beats four times as often. Long
+# enough for a store that is slow for a minute, short enough that a killed runner's slot is taken over quickly.
+HEARTBEAT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def elapsed_clock(start: datetime) -> Clock:
 
 
 def tick(store: ArtifactStore, now: datetime, runner_id: str, execute: Execute, *,
-         clock: Clock | None = None) -> TickReport:
+         clock: Clock | None = None, heartbeat_s: float | None = HEARTBEAT_S) -> TickReport:
     """Consider every schedule kept in ``store`` at ``now``: start what is due, record the rest.
 
     Args:
@@ -112,6 +119,8 @@ def tick(store: ArtifactStore, now: datetime, runner_id: str, execute: Execute, 
         runner_id: Who ticks, written in the leases it takes and the attempts it makes.
         execute: Runs one slot of one schedule; raises (``SlotRunFailed`` or any error) when the run failed.
         clock: The time as the tick goes on (lease and attempt times); default: ``now`` plus real time elapsed.
+        heartbeat_s: How long a run's lease outlives its runner's last heartbeat; None: no heartbeat, a lease
+            holds until the run deadline (for clocks that jump, as in tests).
 
     Returns:
         What happened to each slot touched, the paused schedules, and the schedules that could not be ticked.
@@ -126,14 +135,14 @@ def tick(store: ArtifactStore, now: datetime, runner_id: str, execute: Execute, 
                 report.paused.append(name)
                 continue
             report.outcomes += _new_slots(state, schedule, now, runner_id, clock)
-            report.outcomes += _open_slots(state, schedule, runner_id, execute, clock)
+            report.outcomes += _open_slots(state, schedule, runner_id, execute, clock, heartbeat_s)
         except DataopsError as exc:  # one broken schedule does not stop the others
             report.errors[name] = str(exc)
     return report
 
 
 def run_slot(store: ArtifactStore, name: str, slot: datetime, runner_id: str, execute: Execute, trigger: str, *,
-             clock: Clock | None = None) -> SlotOutcome:
+             clock: Clock | None = None, heartbeat_s: float | None = HEARTBEAT_S) -> SlotOutcome:
     """Run one slot now, whatever the cron says (``run-now``, ``backfill``): through the same lease and history as
     the tick. A slot that succeeded already is left as it is; one that failed, was skipped or missed is run again.
 
@@ -145,6 +154,7 @@ def run_slot(store: ArtifactStore, name: str, slot: datetime, runner_id: str, ex
         execute: As for :func:`tick`.
         trigger: ``manual`` or ``backfill``, recorded with the slot.
         clock: As for :func:`tick`; default: the real time.
+        heartbeat_s: As for :func:`tick`.
 
     Raises:
         ScheduleNotFound: No such schedule.
@@ -155,7 +165,7 @@ def run_slot(store: ArtifactStore, name: str, slot: datetime, runner_id: str, ex
     slot = slot.astimezone(UTC)
     state.create_record(SlotRecord(name, iso(slot), DUE, trigger=trigger, recorded_at=iso(clock())))
     state.mark_open(slot)
-    outcome = _advance(state, schedule, slot, runner_id, execute, clock, [], reopen=trigger)
+    outcome = _advance(state, schedule, slot, runner_id, execute, clock, heartbeat_s, [], reopen=trigger)
     return outcome or SlotOutcome(name, iso(slot), "already", "decided by another runner")
 
 
@@ -198,12 +208,12 @@ def _record_final(state: ScheduleState, slot: datetime, status: str, reason: str
 # --- open slots: due, retrying, running, lost ------------------------------------------------------
 
 
-def _open_slots(state: ScheduleState, schedule: Schedule, runner: str, execute: Execute,
-                clock: Clock) -> list[SlotOutcome]:
+def _open_slots(state: ScheduleState, schedule: Schedule, runner: str, execute: Execute, clock: Clock,
+                heartbeat_s: float | None) -> list[SlotOutcome]:
     outcomes = []
     running: list[tuple[datetime, str]] = []
     for slot in state.open_slots():
-        outcome = _advance(state, schedule, slot, runner, execute, clock, running)
+        outcome = _advance(state, schedule, slot, runner, execute, clock, heartbeat_s, running)
         if outcome is not None:
             outcomes.append(outcome)
             if outcome.action == FAILED and state.control().paused:
@@ -212,7 +222,8 @@ def _open_slots(state: ScheduleState, schedule: Schedule, runner: str, execute: 
 
 
 def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: str, execute: Execute, clock: Clock,
-             running: list[tuple[datetime, str]], reopen: str | None = None) -> SlotOutcome | None:
+             heartbeat_s: float | None, running: list[tuple[datetime, str]],
+             reopen: str | None = None) -> SlotOutcome | None:
     """Move one open slot on: run it, retry it, take it over from a lost runner, or note that it runs elsewhere.
 
     ``running`` collects the slots found running elsewhere (oldest first), for the concurrency policy of the later
@@ -228,7 +239,8 @@ def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: s
             state.mark_closed(slot)
             return SlotOutcome(name, when, "already", f"{record.status} already") if reopen else None
         record.trigger, record.reason = reopen, f"run again by {reopen} (was {record.status})"
-        return _take_and_run(state, schedule, record, slot, current, runner, execute, clock, resumed=False)
+        return _take_and_run(state, schedule, record, slot, current, runner, execute, clock, heartbeat_s,
+                             resumed=False)
     if current is not None and current.decision != RUN:
         # Decided by a runner that may not have written its record yet (or died doing so): write it.
         if record.status not in FINAL:
@@ -240,11 +252,12 @@ def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: s
     if current is not None:
         entry = record.attempt(current.attempt)
         if entry is None or entry.get("outcome") is None:
-            if current.live(clock()):
+            lapses_at = state.lapses_at(current)
+            if lapses_at is None or lapses_at > clock():
                 running.append((slot, current.runner))
                 return SlotOutcome(name, when, "running", f"attempt {current.attempt} on {current.runner}, lease "
-                                                          f"until {current.expires_at}", attempt=current.attempt)
-            _note_lost(record, current)
+                                                          f"until {iso(lapses_at)}", attempt=current.attempt)
+            _note_lost(record, current, lapses_at)
             if record.lost >= LOST_LIMIT:
                 reason = f"its runner was lost {record.lost} times (last: {current.runner}); not taken over again"
                 outcome = _record_final(state, slot, FAILED, reason, runner, clock, record, current.attempt + 1)
@@ -258,25 +271,64 @@ def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: s
         busy_slot, busy_runner = running[-1]
         return _record_final(state, slot, "skipped", f"concurrency 'forbid': slot {iso(busy_slot)} is still "
                                                       f"running on {busy_runner}", runner, clock, record)
-    return _take_and_run(state, schedule, record, slot, current, runner, execute, clock, resumed)
+    return _take_and_run(state, schedule, record, slot, current, runner, execute, clock, heartbeat_s, resumed)
 
 
-def _note_lost(record: SlotRecord, lease: Lease) -> None:
+def _note_lost(record: SlotRecord, lease: Lease, lapsed_at: datetime) -> None:
     entry = record.attempt(lease.attempt)
     if entry is None:  # the runner died between taking the lease and writing the attempt
         entry = {"attempt": lease.attempt, "runner": lease.runner, "started_at": lease.taken_at}
         record.attempts.append(entry)
-    entry.update(outcome="lost", error=f"runner {lease.runner} lost: its lease expired at {lease.expires_at}")
+    if iso(lapsed_at) == lease.expires_at:
+        why = f"its lease expired at {lease.expires_at} (the run deadline)"
+    else:
+        why = f"its heartbeat stopped; the lease lapsed at {iso(lapsed_at)}"
+    entry.update(outcome="lost", error=f"runner {lease.runner} lost: {why}")
 
 
 def _take_and_run(state: ScheduleState, schedule: Schedule, record: SlotRecord, slot: datetime, current: Lease | None,
-                  runner: str, execute: Execute, clock: Clock, resumed: bool) -> SlotOutcome | None:
+                  runner: str, execute: Execute, clock: Clock, heartbeat_s: float | None,
+                  resumed: bool) -> SlotOutcome | None:
     attempt = current.attempt + 1 if current is not None else 1
     lease = state.take_lease(slot, attempt, runner, RUN, clock(), schedule.spec.run_deadline_s)
     if lease is None:
         return SlotOutcome(schedule.name, iso(slot), "running", f"attempt {attempt} taken by another runner",
                            attempt=attempt)
-    return _run_attempt(state, schedule, record, slot, lease, execute, clock, resumed)
+    with _Heartbeat(state, lease, clock, heartbeat_s):
+        return _run_attempt(state, schedule, record, slot, lease, execute, clock, resumed)
+
+
+class _Heartbeat:
+    """Beats for a run lease while the run goes on, from a thread of its own: a killed process stops beating, and
+    its slot is taken over once the last beat has lapsed. Beats stop at the lease's deadline: a run that hangs
+    past it loses its slot whatever it does."""
+
+    def __init__(self, state: ScheduleState, lease: Lease, clock: Clock, ttl_s: float | None):
+        self.state, self.lease, self.clock, self.ttl_s = state, lease, clock, ttl_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat_until_stopped, name=f"heartbeat {lease.schedule}",
+                                       daemon=True)
+
+    def _beat(self) -> None:
+        self.state.beat(self.lease, self.clock() + timedelta(seconds=self.ttl_s))
+
+    def _beat_until_stopped(self) -> None:
+        while not self.stopped.wait(self.ttl_s / 4):
+            try:
+                self._beat()
+            except Exception as exc:  # a store that fails for a moment: the next beat may pass; the lease decides
+                log.warning("heartbeat of %s %s failed: %s", self.lease.schedule, self.lease.slot, exc)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.ttl_s is not None:
+            self._beat()
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def _run_attempt(state: ScheduleState, schedule: Schedule, record: SlotRecord, slot: datetime, lease: Lease,

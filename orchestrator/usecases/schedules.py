@@ -17,6 +17,8 @@ from orchestrator.config import setting
 from orchestrator.errors import DataopsError, SpecError
 from orchestrator.pipeline.runner import StageEvent
 from orchestrator.pipeline.spec import load_pipeline
+from orchestrator.local_state import state_root
+from orchestrator.scheduling.bundle import bundle_manifest, collect_bundle, materialize_bundle, same_files, save_bundle
 from orchestrator.scheduling.cron import next_slots, slots_between, zone
 from orchestrator.scheduling.spec import REGISTERED_JOBS, ScheduleSpec, load_schedule_spec
 from orchestrator.scheduling.state import (
@@ -75,12 +77,15 @@ def create_schedule(path: Path, store: str | None = None, now: datetime | None =
         SpecError: The schedule file or its pipeline file is malformed; names file, line and field.
     """
     spec = load_schedule_spec(path)
+    state = ScheduleState(_store(store), spec.name)
+    digest = None
     if spec.pipeline is not None:
         if not Path(spec.pipeline).is_file():
             raise SpecError(f"{path}: field 'pipeline': no pipeline file {spec.pipeline}")
         load_pipeline(spec.pipeline)
-    state = ScheduleState(_store(store), spec.name)
-    return spec, state.save(spec, str(Path(path).resolve()), now or _utcnow())
+        # The files first: a runner that sees the new schedule finds its pipeline.
+        digest = save_bundle(state.store, spec.name, collect_bundle(Path(spec.pipeline)))
+    return spec, state.save(spec, str(Path(path).resolve()), now or _utcnow(), digest)
 
 
 def delete_schedule(name: str, store: str | None = None) -> int:
@@ -192,6 +197,17 @@ def _failed_run_id(store: ArtifactStore, pipeline: str, as_of: str) -> str | Non
     return None
 
 
+def scheduled_pipeline(store: ArtifactStore, schedule: Schedule) -> Path:
+    """The pipeline file a slot of ``schedule`` runs: the one kept in the store with the schedule, written into
+    this machine's schedules folder (``DATAOPS_SCHEDULES_DIR``, default ``~/.dataops/schedules``); the operator's own
+    file where it is here and identical (its relative local sources then resolve as they did at creation)."""
+    manifest = bundle_manifest(store, schedule.name)
+    original = Path(schedule.spec.pipeline)
+    if manifest is None or same_files(original, manifest):
+        return original
+    return materialize_bundle(store, schedule.name, manifest, state_root("DATAOPS_SCHEDULES_DIR", "schedules"))
+
+
 def slot_executor(home_store: str, on_event: StageEvent | None = None) -> Execute:
     """How this machine runs a slot: a pipeline through the run use case with the slot as ``as_of`` (on the
     schedule's cluster or scheduler, into the schedule's store or the one it is kept in), or a registered job.
@@ -207,11 +223,12 @@ def slot_executor(home_store: str, on_event: StageEvent | None = None) -> Execut
         if spec.job is not None:
             return JOBS[spec.job](schedule, slot)
         runs_store = spec.store or home_store
+        pipeline = scheduled_pipeline(open_store(home_store), schedule)
         try:
-            result = run_pipeline_file(Path(spec.pipeline), runs_store, spec.scheduler, spec.cluster,
+            result = run_pipeline_file(pipeline, runs_store, spec.scheduler, spec.cluster,
                                        on_event=on_event, as_of=iso(slot))
         except DataopsError as exc:
-            run_id = _failed_run_id(open_store(runs_store), spec.pipeline, iso(slot))
+            run_id = _failed_run_id(open_store(runs_store), str(pipeline), iso(slot))
             raise SlotRunFailed(str(exc), run_id, retryable=not isinstance(exc, SpecError)) from exc
         return ExecutionResult(result.run_id)
 

@@ -75,9 +75,11 @@ def keep(store):
 
 @pytest.fixture
 def tick_at(store, recorder):
-    """Tick the store at a time of the tests' day, as runner ``r1`` unless told otherwise."""
+    """Tick the store at a time of the tests' day, as runner ``r1`` unless told otherwise. These ticks jump the
+    clock by hours within one run, so leases hold until their deadline: heartbeats follow real time and are
+    tested on their own (test_schedule_leases.py)."""
 
     def run(when: str, runner: str = "r1", execute=None):
-        return tick(store, instant(when), runner, execute or recorder)
+        return tick(store, instant(when), runner, execute or recorder, heartbeat_s=None)
 
     return run

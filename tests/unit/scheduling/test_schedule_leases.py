@@ -1,9 +1,11 @@
 """Leases in the store: a create-only write decides each attempt at a slot, two runners never run a slot twice,
-and the slot of a runner killed mid-run is taken over once its lease expires, keeping one history record."""
+and the slot of a runner killed mid-run is taken over once its heartbeat stops (or, at the latest, at the run
+deadline), keeping one history record."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from orchestrator.artifacts.local import LocalStore
 from orchestrator.scheduling.state import ScheduleState
@@ -71,7 +73,8 @@ def test_two_runners_ticking_the_same_store_at_once_never_run_a_slot_twice(store
     assert sorted(calls) == sorted(r.slot[11:16] for r in history if r.status == "succeeded")
 
 
-def test_a_killed_runners_slot_is_taken_over_after_its_lease_expires_with_one_history_record(store, keep, at):
+def test_without_heartbeats_a_killed_runners_slot_is_taken_over_at_the_run_deadline_with_one_history_record(
+        store, keep, at):
     state = keep(run_deadline="30m")
     ran = []
 
@@ -84,14 +87,14 @@ def test_a_killed_runners_slot_is_taken_over_after_its_lease_expires_with_one_hi
         return ExecutionResult(run_id="run-2")
 
     try:
-        tick(store, at("01:00:10"), "r1", dies)
+        tick(store, at("01:00:10"), "r1", dies, heartbeat_s=None)
     except Killed:
         pass
     record = state.record(at("01:00:00"))
     assert record.status == "started" and record.attempts[0]["runner"] == "r1"
-    before_expiry = tick(store, at("01:20:00"), "r2", works)
+    before_expiry = tick(store, at("01:20:00"), "r2", works, heartbeat_s=None)
     assert [o.action for o in before_expiry.outcomes] == ["running"] and ran == ["r1"]
-    after_expiry = tick(store, at("01:31:00"), "r2", works)
+    after_expiry = tick(store, at("01:31:00"), "r2", works, heartbeat_s=None)
     assert [(o.action, o.attempt) for o in after_expiry.outcomes] == [("succeeded", 2)]
     assert ran == ["r1", "r2"]
     history = state.history()
@@ -113,10 +116,10 @@ def test_a_slot_whose_runner_is_lost_again_and_again_is_failed(store, keep, at):
     when = ["01:00:10", "01:11:00", "01:22:00"]
     for moment in when:
         try:
-            tick(store, at(moment), "r", dies)
+            tick(store, at(moment), "r", dies, heartbeat_s=None)
         except Killed:
             pass
-    final = tick(store, at("01:33:00"), "r", dies)
+    final = tick(store, at("01:33:00"), "r", dies, heartbeat_s=None)
     assert [o.action for o in final.outcomes] == ["failed"]
     record = state.record(at("01:00:00"))
     assert record.status == "failed" and record.lost == LOST_LIMIT
@@ -131,3 +134,46 @@ def test_a_slower_runners_stale_view_does_not_reset_a_finished_slot(store, keep,
     tick(store, at("01:00:05"), "r2", recorder)
     assert recorder.slots == ["01:00"]
     assert state.record(at("01:00:00")).status == "succeeded"
+
+
+def test_a_killed_runners_slot_is_taken_over_once_its_heartbeat_lapses_long_before_the_run_deadline(store, keep, at):
+    state = keep(run_deadline="4h")
+
+    def dies(schedule, slot):
+        raise Killed()
+
+    try:
+        tick(store, at("01:00:10"), "r1", dies, heartbeat_s=120)
+    except Killed:
+        pass
+    within = tick(store, at("01:01:30"), "r2", lambda schedule, slot: ExecutionResult(), heartbeat_s=120)
+    assert [o.action for o in within.outcomes] == ["running"], "the last beat (01:00:10) holds until 01:02:10"
+    taken_over = tick(store, at("01:02:30"), "r2", lambda schedule, slot: ExecutionResult(run_id="run-2"), heartbeat_s=120)
+    assert [(o.action, o.attempt) for o in taken_over.outcomes] == [("succeeded", 2)]
+    (record,) = state.history()
+    assert [(a["runner"], a["outcome"]) for a in record.attempts] == [("r1", "lost"), ("r2", "succeeded")]
+    assert "heartbeat stopped; the lease lapsed at 2027-06-01T01:02:10Z" in record.attempts[0]["error"]
+
+
+def test_a_run_that_keeps_beating_holds_its_slot_past_one_heartbeat(store, keep, at):
+    state = keep(run_deadline="4h")
+    seen = {}
+
+    def long_run(schedule, slot):
+        # The run outlasts three heartbeat periods (0.5 s each here); its runner's thread keeps the lease.
+        threading.Event().wait(1.6)
+        lease = state.leases(at("01:00:00"))[-1]
+        seen["lapses_at"] = state.lapses_at(lease)
+        return ExecutionResult()
+
+    start = at("01:00:10")
+    tick(store, start, "r1", long_run, heartbeat_s=2)
+    assert seen["lapses_at"] > start + timedelta(seconds=2), "later beats moved the lapse time on"
+    assert state.record(at("01:00:00")).status == "succeeded"
+
+
+def test_a_heartbeat_never_extends_a_lease_past_its_run_deadline(store, keep, at):
+    state = keep(run_deadline="10m")
+    lease = state.take_lease(at("01:00:00"), 1, "r1", "run", at("01:00:10"), 600)
+    state.beat(lease, at("05:00:00"))
+    assert state.lapses_at(lease) == at("01:10:10")

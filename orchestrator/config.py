@@ -20,6 +20,10 @@ DEFAULTS = {
     "stack_timeout": "30m",
     # Longest wait for a Heat stack to be deleted; `--timeout` on `cluster delete` and `undeploy`.
     "stack_delete_timeout": "15m",
+    # The private Swift container of the cloud where clusters' shared records are kept (their clocks), so that
+    # every machine holding the cloud's credentials, schedule runners among them, sees the same clusters;
+    # "none" keeps them on this machine only.
+    "records_container": "dataops-records",
 }
 PROJECT_FILE = "dataops.yaml"
 

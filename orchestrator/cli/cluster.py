@@ -42,9 +42,14 @@ def create(
 
 
 @cluster_app.command("list")
-def list_clusters(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
-    """List the clusters created from this machine."""
-    rows = clusters.list_clusters()
+def list_clusters(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+    shared: bool = typer.Option(False, "--shared", help="Also the clusters made from other machines (the cloud's "
+                                                        "shared records)."),
+    cloud: str | None = typer.Option(None, "--cloud", help="clouds.yaml entry for --shared (default: OS_CLOUD)."),
+) -> None:
+    """List the clusters created from this machine (with --shared, every cluster of the cloud's records)."""
+    rows = clusters.list_clusters(shared, cloud)
     if as_json:
         emit_json(rows)
         return
@@ -52,9 +57,10 @@ def list_clusters(as_json: bool = typer.Option(False, "--json", help="Print JSON
         err.print("No clusters.")
         return
     for row in rows:
+        where = "" if row.get("here") else f"  (made on {row.get('created_on') or 'another machine'})"
         out.print(
             f"{row['name']:<24} {row['status']:<12} workers={row['workers']} gpu_workers={row['gpu_workers']} "
-            f"{row['scheduler']}",
+            f"{row['scheduler']}{where}",
             markup=False,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory, nodes_from_output
 from orchestrator.ansible.playbook import PlaybookResult, TaskEvent, run_playbook
+from orchestrator.artifacts.records import SharedRecords
 from orchestrator.clusters import tls
 from orchestrator.clusters.cloud import ClusterCloud
 from orchestrator.clusters.spec import AccessMode, ClusterSpec, environment_files, heat_parameters
@@ -62,6 +64,13 @@ def _extravars(state: ClusterState, spec: ClusterSpec, scheduler: Node, wheelhou
     }
 
 
+def _shared_record(spec: ClusterSpec, outputs: dict, status: str, **fields) -> dict:
+    """What every machine holding the cloud's credentials may know of the cluster: no key, no certificate."""
+    return {"name": spec.name, "cloud": spec.cloud, "status": status, "ttl": spec.ttl,
+            "workers": spec.workers.count, "gpu_workers": spec.gpu_worker_count,
+            "scheduler_url": str(outputs.get("scheduler_url", "")), "created_on": socket.gethostname(), **fields}
+
+
 def _access(state: ClusterState, spec: ClusterSpec, outputs: dict) -> SshAccess:
     public = outputs.get("scheduler_public_address")
     if spec.access in (AccessMode.floating_ip, AccessMode.jump) and not public:
@@ -92,6 +101,7 @@ def create_cluster(
     configure: Configure | None = None,
     wheelhouse: Path | None = None,
     stack_timeout_s: float | None = None,
+    records: SharedRecords | None = None,
 ) -> ClusterReady:
     """Create the stack of ``spec``, configure its nodes and return once every worker is registered.
 
@@ -104,6 +114,7 @@ def create_cluster(
         configure: Runs the site playbook; None is ansible-runner.
         wheelhouse: Directory of wheels copied to nodes that cannot reach a package index.
         stack_timeout_s: Longest wait for the stack; None reads the ``stack_timeout`` setting.
+        records: Where the cluster's shared record goes (its clock, for a runner enforcing its time-to-live).
 
     Returns:
         The ready cluster with the seconds spent in Heat, in configuration and in total.
@@ -145,6 +156,8 @@ def create_cluster(
     configure_seconds = _configure_nodes(configure, state, spec, outputs, nodes, nodes, wheelhouse, progress)
     now = datetime.now(timezone.utc).isoformat()
     state.save(spec, status="ready", outputs=outputs, last_used=now)
+    if records is not None:
+        records.put(spec.name, _shared_record(spec, outputs, "ready", created_at=now, last_used=now))
     total = time.monotonic() - started
     return ClusterReady(
         name=spec.name,
@@ -238,13 +251,16 @@ def _configure_nodes(configure, state, spec, outputs, nodes, targets, wheelhouse
     return time.monotonic() - started
 
 
-def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float | None = None) -> list[Leftover]:
-    """Delete the cluster's stack, then everything still tagged with it, then its local state. Idempotent.
+def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float | None = None,
+                   records: SharedRecords | None = None) -> list[Leftover]:
+    """Delete the cluster's stack, then everything still tagged with it, then its local state and shared record.
+    Idempotent.
 
     Args:
         name: The cluster.
         cloud: The cloud it runs on.
         stack_timeout_s: Longest wait for the stack deletion; None reads the ``stack_delete_timeout`` setting.
+        records: Where the cluster's shared record is kept.
 
     Returns:
         The leftovers the stack had not removed and that were swept.
@@ -259,6 +275,8 @@ def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float | None
         cloud.delete_leftover(leftover)
         swept.append(leftover)
     cluster_state(name).remove()
+    if records is not None:
+        records.delete(name)
     return swept
 
 
@@ -277,22 +295,33 @@ def sweep_orphans(cloud: ClusterCloud) -> list[Leftover]:
     return swept
 
 
-def expired_clusters(now: datetime | None = None) -> list[str]:
-    """Names of the clusters on this machine whose time-to-live has passed since they were last used."""
+def expired_clusters(now: datetime | None = None, records: SharedRecords | None = None) -> list[str]:
+    """Names of the clusters whose time-to-live has passed since they were last used: those of this machine, and
+    those of the shared records (a cluster used from any machine has its latest use counted)."""
     now = now or datetime.now(timezone.utc)
-    expired = []
+    clocks: dict[str, tuple[str, datetime]] = {}
+
+    def note(name: str, ttl: str | None, last_used: str | None) -> None:
+        if ttl and last_used:
+            last = datetime.fromisoformat(last_used)
+            if name not in clocks or last > clocks[name][1]:
+                clocks[name] = (ttl, last)
+
     for state in known_clusters():
         record = state.load_record()
-        ttl = record.get("spec", {}).get("ttl")
-        if not ttl:
-            continue
-        last = datetime.fromisoformat(record.get("last_used") or record["created_at"])
-        if (now - last).total_seconds() > parse_duration(ttl, f"the ttl of cluster {state.name}"):
-            expired.append(state.name)
-    return expired
+        note(state.name, record.get("spec", {}).get("ttl"), record.get("last_used") or record.get("created_at"))
+    for name, record in (records.all() if records is not None else {}).items():
+        note(name, record.get("ttl"), record.get("last_used") or record.get("created_at"))
+    return sorted(name for name, (ttl, last) in clocks.items()
+                  if (now - last).total_seconds() > parse_duration(ttl, f"the ttl of cluster {name}"))
 
 
-def touch_cluster(name: str) -> None:
-    """Record that the cluster was just used (a pipeline ran on it), which restarts its time-to-live."""
+def touch_cluster(name: str, records: SharedRecords | None = None) -> None:
+    """Record that the cluster was just used (a pipeline ran on it), which restarts its time-to-live: here if this
+    machine created it, and in the shared record."""
+    now = datetime.now(timezone.utc).isoformat()
     state = cluster_state(name)
-    state.save(state.load_spec(), last_used=datetime.now(timezone.utc).isoformat())
+    if state.exists():
+        state.save(state.load_spec(), last_used=now)
+    if records is not None and records.get(name) is not None:
+        records.update(name, last_used=now)

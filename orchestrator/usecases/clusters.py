@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.artifacts.records import SharedRecords
 from orchestrator.clusters import provision
 from orchestrator.clusters.cloud import ClusterCloud
 from orchestrator.clusters.spec import load_cluster_spec
 from orchestrator.clusters.state import ClusterState, cluster_state, known_clusters
+from orchestrator.config import setting
 from orchestrator.errors import DataopsError
 from orchestrator.openstack.stacks import Leftover
 
@@ -30,6 +32,20 @@ def open_cloud(cloud_name: str | None) -> ClusterCloud:
     from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
 
     return OpenStackClusterCloud(connect(cloud_name))
+
+
+def open_records(cloud_name: str | None) -> SharedRecords | None:
+    """The clusters' shared records in the cloud's private ``records_container`` (None when set to ``none``).
+
+    Args:
+        cloud_name: The clouds.yaml entry; None uses ``OS_CLOUD``.
+    """
+    container = setting("records_container")
+    if container.lower() == "none":
+        return None
+    from orchestrator.artifacts.swift import SwiftStore
+
+    return SharedRecords(SwiftStore(container, cloud=cloud_name), "clusters")
 
 
 def create_cluster(
@@ -63,9 +79,9 @@ def create_cluster(
     spec = load_cluster_spec(file)
     updates = {"name": name, **({"ttl": ttl} if ttl else {})}
     spec = spec.model_validate({**spec.model_dump(mode="json"), **updates})
-    return provision.create_cluster(
-        spec, open_cloud(cloud_name or spec.cloud), progress, wheelhouse=wheelhouse, stack_timeout_s=stack_timeout_s
-    )
+    cloud_name = cloud_name or spec.cloud
+    return provision.create_cluster(spec, open_cloud(cloud_name), progress, wheelhouse=wheelhouse,
+                                    stack_timeout_s=stack_timeout_s, records=open_records(cloud_name))
 
 
 def _row(state: ClusterState) -> dict:
@@ -82,10 +98,21 @@ def _row(state: ClusterState) -> dict:
     }
 
 
-def list_clusters() -> list[dict]:
+def _shared_row(record: dict) -> dict:
+    return {key: record.get(key) for key in ("name", "status", "workers", "gpu_workers", "created_at", "ttl")} | {
+        "scheduler": record.get("scheduler_url", ""), "last_used": record.get("last_used"),
+        "created_on": record.get("created_on")}
+
+
+def list_clusters(shared: bool = False, cloud_name: str | None = None) -> list[dict]:
     """The clusters created from this machine, one row each: name, status, worker counts, scheduler, creation
-    time and time-to-live."""
-    return [_row(state) for state in known_clusters()]
+    time and time-to-live; with ``shared``, also those every machine of the cloud sees (``created_on`` says
+    where each was created; ``here`` whether this machine holds its keys)."""
+    rows = {state.name: _row(state) | {"here": True} for state in known_clusters()}
+    records = open_records(cloud_name) if shared else None
+    for name, record in (records.all() if records is not None else {}).items():
+        rows[name] = {**_shared_row(record), **rows.get(name, {"here": False})}
+    return [rows[name] for name in sorted(rows)]
 
 
 def describe_cluster(name: str) -> dict:
@@ -136,10 +163,15 @@ def scale_cluster(
         DataopsError: The stack update or the configuration of the new nodes failed.
     """
     spec = cluster_state(name).load_spec()
-    return provision.scale_cluster(
+    ready = provision.scale_cluster(
         name, open_cloud(spec.cloud), workers, gpu_workers, progress, wheelhouse=wheelhouse,
         stack_timeout_s=stack_timeout_s,
     )
+    records = open_records(spec.cloud)
+    if records is not None and records.get(name) is not None:
+        scaled = cluster_state(name).load_spec()
+        records.update(name, workers=scaled.workers.count, gpu_workers=scaled.gpu_worker_count)
+    return ready
 
 
 def delete_cluster(name: str, cloud_name: str | None = None, stack_timeout_s: float | None = None) -> list[Leftover]:
@@ -155,7 +187,7 @@ def delete_cluster(name: str, cloud_name: str | None = None, stack_timeout_s: fl
     """
     state = cluster_state(name)
     cloud_name = cloud_name or (state.load_spec().cloud if state.exists() else None)
-    return provision.delete_cluster(name, open_cloud(cloud_name), stack_timeout_s)
+    return provision.delete_cluster(name, open_cloud(cloud_name), stack_timeout_s, records=open_records(cloud_name))
 
 
 def sweep_clusters(
@@ -165,7 +197,8 @@ def sweep_clusters(
 
     Args:
         cloud_name: The clouds.yaml entry; None uses ``OS_CLOUD``.
-        expired: Also delete the clusters of this machine idle past their time-to-live.
+        expired: Also delete the clusters idle past their time-to-live: those of this machine and those of the
+            shared records, so that a schedule runner enforces the time-to-live of clusters made elsewhere.
         on_expired: Called with each expired cluster's name before it is deleted.
 
     Returns:
@@ -173,10 +206,17 @@ def sweep_clusters(
     """
     cloud = open_cloud(cloud_name)
     if expired:
-        for name in provision.expired_clusters():
+        records = open_records(cloud_name)
+        for name in provision.expired_clusters(records=records):
             on_expired(name)
-            provision.delete_cluster(name, cloud)
+            provision.delete_cluster(name, cloud, records=records)
     return provision.sweep_orphans(cloud)
+
+
+def touch_cluster(name: str) -> None:
+    """A pipeline just ran on cluster ``name``: its time-to-live starts again, here and in its shared record."""
+    state = cluster_state(name)
+    provision.touch_cluster(name, open_records(state.load_spec().cloud if state.exists() else None))
 
 
 def ssh_command(name: str, node: str | None = None) -> list[str]:

@@ -50,6 +50,6 @@ def open_client(target: ComputeTarget) -> Iterator[Client]:
     with dask_client(target.address, security=target.security) as client:
         yield client
     if target.cluster:
-        from orchestrator.clusters.provision import touch_cluster
+        from orchestrator.usecases.clusters import touch_cluster
 
         touch_cluster(target.cluster)

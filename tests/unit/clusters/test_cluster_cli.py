@@ -4,6 +4,7 @@ their own exit code; create, list, show and delete work end to end against an in
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +12,8 @@ from typer.testing import CliRunner
 from support.fake_cloud import InMemoryCloud
 
 from orchestrator.ansible.playbook import PlaybookResult
+from orchestrator.artifacts.local import LocalStore
+from orchestrator.artifacts.records import SharedRecords
 from orchestrator.cli.main import app
 from orchestrator.clusters import provision
 from orchestrator.usecases import clusters as cluster_use_cases
@@ -32,6 +35,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path / "clusters"))
     cloud = InMemoryCloud()
     monkeypatch.setattr(cluster_use_cases, "open_cloud", lambda name: cloud)
+    # The cloud's shared records: a folder standing in for its private container.
+    cloud.records = SharedRecords(LocalStore(tmp_path / "records-container"), "clusters")
+    monkeypatch.setattr(cluster_use_cases, "open_records", lambda name: cloud.records)
     monkeypatch.setattr(provision, "run_playbook", lambda *a, **k: PlaybookResult())
     # create_cluster binds its configure default at import: route it through the patched runner.
     original = provision.create_cluster
@@ -116,3 +122,38 @@ def test_a_stack_that_fails_exits_with_the_stack_failed_code(tmp_path):
     result = CliRunner().invoke(app, ["cluster", "create", "demo", "-f", str(path)])
     assert result.exit_code == 18
     assert "Error: stack demo CREATE_FAILED: resource scheduler: Flavor m1.huge" in " ".join(result.output.split())
+
+
+def test_a_created_cluster_is_seen_from_every_machine_of_the_cloud_without_any_secret(tmp_path, isolated, monkeypatch):
+    runner = CliRunner()
+    file = str(_write(tmp_path, CLUSTER_FILE))
+    assert runner.invoke(app, ["cluster", "create", "demo", "-f", file, "--ttl", "8h"]).exit_code == 0
+    record = isolated.records.get("demo")
+    assert (record["status"], record["ttl"], record["workers"]) == ("ready", "8h", 2)
+    assert record["last_used"] == record["created_at"]
+    assert set(record) == {"name", "cloud", "status", "ttl", "workers", "gpu_workers", "scheduler_url",
+                           "created_on", "created_at", "last_used"}, "nothing private: no key, no certificate"
+    # Another machine: none of the first one's folders, the same cloud.
+    monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path / "other-machine"))
+    assert json.loads(runner.invoke(app, ["cluster", "list", "--json"]).stdout) == []
+    (shared,) = json.loads(runner.invoke(app, ["cluster", "list", "--shared", "--json"]).stdout)
+    assert (shared["name"], shared["here"], shared["ttl"]) == ("demo", False, "8h")
+    assert runner.invoke(app, ["cluster", "scale", "demo", "--workers", "3"]).exit_code != 0, \
+        "scaling needs the keys of the machine that made it"
+    assert runner.invoke(app, ["cluster", "delete", "demo"]).exit_code == 0
+    assert isolated.records.all() == {} and isolated.stacks == {}
+
+
+def test_a_runner_sweeps_a_cluster_made_elsewhere_once_it_is_idle_past_its_ttl(tmp_path, isolated, monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(app, ["cluster", "create", "demo", "-f", str(_write(tmp_path, CLUSTER_FILE)),
+                               "--ttl", "1h"]).exit_code == 0
+    assert runner.invoke(app, ["cluster", "create", "busy", "-f", str(_write(tmp_path, CLUSTER_FILE)),
+                               "--ttl", "1h"]).exit_code == 0
+    two_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()
+    isolated.records.update("demo", last_used=two_hours_ago)
+    monkeypatch.setenv("DATAOPS_CLUSTERS_DIR", str(tmp_path / "runner-vm"))
+    swept = runner.invoke(app, ["cluster", "sweep", "--expired"])
+    assert swept.exit_code == 0, swept.output
+    assert "demo" in swept.output and "busy" not in swept.output
+    assert set(isolated.stacks) == {"busy"} and set(isolated.records.all()) == {"busy"}

@@ -60,6 +60,7 @@ def run_pipeline(
     stage_hook: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int, float | None], None] | None = None,
     as_of: str | None = None,
+    run_parameters: dict | None = None,
 ) -> RunResult:
     """Execute every stage of ``pipeline``; completed stages are reused from the cache.
 
@@ -71,11 +72,15 @@ def run_pipeline(
         stage_hook: called with the stage name just before it runs (tests use it to interrupt a run).
         on_progress: called by the tuner with (candidates done, total, best score so far).
         as_of: the time the run is for (a schedule's slot, ISO 8601 UTC), kept in the record's parameters.
+        run_parameters: more entries for the record's parameters, beside the file's (an experiment and its point).
 
     Raises:
         DataopsError: a stage failed; the run record says which and why.
     """
     notify = on_event or (lambda *_: None)
+    # A split window follows the slot the run is for (a run by hand: the time it starts); the fixed dates it
+    # resolves to are what the record shows and what the split's cache key holds.
+    pipeline = pipeline.at(as_of or now())
     run_id = new_run_id()
     record = {
         "run_id": run_id,
@@ -84,7 +89,8 @@ def run_pipeline(
         "started_at": now(),
         "store": store.uri,
         "scheduler": client.scheduler.address if client.scheduler else None,
-        "parameters": {**pipeline.spec.model_dump(mode="json"), **({"as_of": as_of} if as_of else {})},
+        "parameters": {**pipeline.spec.model_dump(mode="json"), **({"as_of": as_of} if as_of else {}),
+                       **(run_parameters or {})},
         "stages": {},
         "metrics": {},
         "artifacts": [],

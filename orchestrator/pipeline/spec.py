@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -164,6 +165,37 @@ class Blend(_Strict):
     joins: list[Join] = Field(default_factory=list, description="Joins, applied in order.")
 
 
+class SplitWindow(_Strict):
+    """by: time, with boundaries that follow the time the run is for (its ``as_of``: a schedule's slot, else the
+    time it starts), so that every scheduled retrain learns from the latest data and is tested on the freshest
+    labelled rows, which it never trained on. Walking back from ``as_of``: the rows of the last ``label_delay``
+    (whose labels are not known yet) are served; before them ``test`` holds out the most recent labelled period,
+    ``validation`` the one before, ``train`` the one before that; older rows are left out."""
+
+    train: str = Field(description="How far back the training rows go, before the validation period (180d).")
+    validation: str = Field(description="The validation period, before the test period (14d).")
+    test: str = Field(description="The held-out test period: the most recent labelled rows (14d).")
+    label_delay: str = Field("0s", description="How long after a row its label is known; newer rows are served.")
+
+    @field_validator("train", "validation", "test", "label_delay")
+    @classmethod
+    def _is_duration(cls, value: str, info) -> str:
+        parse_duration(value, f"split.window.{info.field_name}")
+        return value
+
+    def boundaries_at(self, as_of: pd.Timestamp) -> tuple[str, dict[str, str]]:
+        """The window's start and the train / validation / test boundaries for a run at ``as_of`` (UTC)."""
+        def back(stamp: pd.Timestamp, duration: str, what: str) -> pd.Timestamp:
+            return stamp - pd.Timedelta(seconds=parse_duration(duration, f"split.window.{what}"))
+
+        serve_from = back(as_of, self.label_delay, "label_delay")
+        test_from = back(serve_from, self.test, "test")
+        validation_from = back(test_from, self.validation, "validation")
+        start = back(validation_from, self.train, "train")
+        text = lambda stamp: stamp.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        return text(start), {"train": text(validation_from), "validation": text(test_from), "test": text(serve_from)}
+
+
 class Split(_Strict):
     """How rows are assigned to the train / validation / test / serve partitions."""
 
@@ -173,6 +205,9 @@ class Split(_Strict):
         None,
         description="by: time. Each partition holds rows before its date; serve holds everything after test.",
     )
+    window: SplitWindow | None = Field(
+        None, description="by: time. Boundaries that follow the run's as_of (instead of fixed `boundaries`).")
+    start: str | None = Field(None, description="by: time. Rows before this date are left out of every partition.")
     fractions: dict[Literal["train", "validation", "test", "serve"], float] | None = Field(
         None, description="by: hash. Share of keys per partition; the shares sum to 1."
     )
@@ -184,11 +219,19 @@ class Split(_Strict):
     @model_validator(mode="after")
     def _mode(self) -> "Split":
         if self.by == "time":
+            if self.window is not None:
+                if self.boundaries or self.start:
+                    raise ValueError("give either `window` (boundaries that follow the run's as_of) or fixed "
+                                     "`boundaries`, not both")
+                return self
             if not self.boundaries or set(self.boundaries) != {"train", "validation", "test"}:
-                raise ValueError("by: time needs `boundaries` with train, validation and test dates")
-            dates = [self.boundaries[p] for p in ("train", "validation", "test")]
+                raise ValueError("by: time needs `boundaries` with train, validation and test dates, or a `window`")
+            dates = [pd.Timestamp(self.boundaries[p]) for p in ("train", "validation", "test")]
             if dates != sorted(dates):
-                raise ValueError(f"boundaries must increase: train < validation < test, got {dates}")
+                raise ValueError(f"boundaries must increase: train < validation < test, got "
+                                 f"{[self.boundaries[p] for p in ('train', 'validation', 'test')]}")
+            if self.start is not None and pd.Timestamp(self.start) > dates[0]:
+                raise ValueError(f"start {self.start} is after the train boundary {self.boundaries['train']}")
         else:
             if not self.fractions:
                 raise ValueError("by: hash needs `fractions`, e.g. {train: 0.7, validation: 0.1, test: 0.1, serve: 0.1}")
@@ -199,6 +242,15 @@ class Split(_Strict):
     @property
     def key_columns(self) -> list[str]:
         return self.key or [self.column]
+
+    def at(self, as_of: str) -> Split:
+        """This split for a run at ``as_of`` (ISO 8601, UTC if no zone): a window becomes fixed dates."""
+        if self.window is None:
+            return self
+        stamp = pd.Timestamp(as_of)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        start, boundaries = self.window.boundaries_at(stamp)
+        return self.model_copy(update={"window": None, "start": start, "boundaries": boundaries})
 
 
 class PipelineSpec(_Strict):
@@ -231,7 +283,15 @@ class LoadedPipeline:
         self.spec = spec
         self.path = path
         self.base_dir = path.parent
+        self.text = text
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+
+    def at(self, as_of: str) -> LoadedPipeline:
+        """The pipeline as it runs at ``as_of``: a split window becomes the fixed dates of that time."""
+        if self.spec.split.window is None:
+            return self
+        spec = self.spec.model_copy(update={"split": self.spec.split.at(as_of)})
+        return LoadedPipeline(spec, self.path, self.text)
 
 
 # ---------------------------------------------------------------- loading, with file:line and "did you mean"

@@ -29,10 +29,16 @@ def label_partition(frame: pd.DataFrame, split: Split) -> pd.DataFrame:
                 f"split.column {split.column!r} must be a datetime column for by: time, it is {values.dtype}; "
                 f"declare `type: datetime` for it in its source's validation"
             )
+        if split.boundaries is None:
+            raise SpecError("split.window must be resolved for the run's as_of before rows are split")
         edges = [_boundary(split.boundaries[name], values) for name in ("train", "validation", "test")]
         # Codes into PARTITIONS (train, validation, test, serve): how many boundaries the row is at or after.
         codes = sum((values >= edge).to_numpy(dtype=np.int8) for edge in edges)
         codes[values.isna().to_numpy()] = PARTITIONS.index("serve")
+        if split.start is not None:
+            # Older than the window: in no partition (the model learns from recent data only).
+            keep = (values >= _boundary(split.start, values)).to_numpy() | values.isna().to_numpy()
+            frame, codes = frame[keep], codes[keep]
     else:
         hashed = pd.util.hash_pandas_object(values, index=False).to_numpy() % _BUCKETS
         cuts = np.cumsum([split.fractions.get(name, 0.0) for name in PARTITIONS]) * _BUCKETS

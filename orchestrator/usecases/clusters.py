@@ -34,18 +34,20 @@ def open_cloud(cloud_name: str | None) -> ClusterCloud:
     return OpenStackClusterCloud(connect(cloud_name))
 
 
-def open_records(cloud_name: str | None) -> SharedRecords | None:
-    """The clusters' shared records in the cloud's private ``records_container`` (None when set to ``none``).
+def open_records(cloud_name: str | None, kind: str = "clusters") -> SharedRecords | None:
+    """The shared records of ``kind`` (clusters, endpoints) in the cloud's private ``records_container`` (None
+    when that setting is ``none``).
 
     Args:
         cloud_name: The clouds.yaml entry; None uses ``OS_CLOUD``.
+        kind: ``clusters`` or ``endpoints``.
     """
     container = setting("records_container")
     if container.lower() == "none":
         return None
     from orchestrator.artifacts.swift import SwiftStore
 
-    return SharedRecords(SwiftStore(container, cloud=cloud_name), "clusters")
+    return SharedRecords(SwiftStore(container, cloud=cloud_name), kind)
 
 
 def create_cluster(

@@ -61,8 +61,11 @@ def deploy_model(
         DataopsError: The model, the store or the stack could not be resolved or created.
     """
     spec = endpoint_spec(endpoint, file)
-    return rollout.deploy(ref, spec, open_store(store_location), clusters.open_cloud(spec.cloud), progress,
-                          stack_timeout_s=stack_timeout_s)
+    try:
+        return rollout.deploy(ref, spec, open_store(store_location), clusters.open_cloud(spec.cloud), progress,
+                              stack_timeout_s=stack_timeout_s)
+    finally:  # a refused version is history too
+        share_endpoint(endpoint, spec.cloud)
 
 
 def undeploy_endpoint(endpoint: str, stack_timeout_s: float | None = None) -> list[Leftover]:
@@ -77,7 +80,9 @@ def undeploy_endpoint(endpoint: str, stack_timeout_s: float | None = None) -> li
     """
     state = endpoint_state(endpoint)
     cloud_name = state.spec().cloud if state.exists() else None
-    return rollout.undeploy(endpoint, clusters.open_cloud(cloud_name), stack_timeout_s)
+    swept = rollout.undeploy(endpoint, clusters.open_cloud(cloud_name), stack_timeout_s)
+    share_endpoint(endpoint, cloud_name)
+    return swept
 
 
 def rollback_endpoint(
@@ -99,8 +104,34 @@ def rollback_endpoint(
         DataopsError: The endpoint has no earlier version, or the rollout failed.
     """
     spec = endpoint_state(endpoint).spec()
-    return rollout.rollback(endpoint, open_store(store_location), clusters.open_cloud(spec.cloud),
-                            progress=progress, stack_timeout_s=stack_timeout_s)
+    try:
+        return rollout.rollback(endpoint, open_store(store_location), clusters.open_cloud(spec.cloud),
+                                progress=progress, stack_timeout_s=stack_timeout_s)
+    finally:
+        share_endpoint(endpoint, spec.cloud)
+
+
+def share_endpoint(endpoint: str, cloud_name: str | None) -> None:
+    """Copy what every machine of the cloud may know of the endpoint (its nodes, URLs, store and deploy history;
+    never its SSH key or token) to the shared records, or remove it there once the endpoint is gone."""
+    records = clusters.open_records(cloud_name, "endpoints")
+    if records is None:
+        return
+    state = endpoint_state(endpoint)
+    if not state.exists():
+        records.delete(endpoint)
+        return
+    record = state.load()
+    outputs = record.get("outputs") or {}
+    records.put(endpoint, {"name": endpoint, "cloud": cloud_name, "store": record.get("store"),
+                           "nodes": outputs.get("nodes") or [], "urls": outputs.get("endpoint_urls") or [],
+                           "history": record.get("history", [])})
+
+
+def shared_endpoint(endpoint: str, cloud_name: str | None = None) -> dict | None:
+    """The endpoint's shared record (for a machine that did not deploy it, such as a schedule runner), or None."""
+    records = clusters.open_records(cloud_name, "endpoints")
+    return records.get(endpoint) if records is not None else None
 
 
 def list_endpoints() -> list[dict]:

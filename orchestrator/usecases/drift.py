@@ -144,7 +144,16 @@ def served_by(endpoint: str) -> tuple[str, int, str | None]:
     from orchestrator.deploy.state import endpoint_state
 
     state = endpoint_state(endpoint)
-    record, serving = state.load(), state.serving()
+    if state.exists():
+        record, serving = state.load(), state.serving()
+    else:  # deployed from another machine: its shared record says what it serves
+        from orchestrator.usecases.deploy import shared_endpoint
+
+        record = shared_endpoint(endpoint)
+        if record is None:
+            state.load()  # raises EndpointNotFound, naming the endpoints of this machine
+        done = [entry for entry in record.get("history", []) if entry.get("status") == "succeeded"]
+        serving = done[-1] if done else None
     if serving is None:
         raise DataopsError(f"endpoint {endpoint} serves no model yet: deploy one with `dataops deploy`")
     return serving["model"], int(serving["version"]), record.get("store")

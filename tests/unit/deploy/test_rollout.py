@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.artifacts.local import LocalStore
+from orchestrator.artifacts.records import SharedRecords
 from orchestrator.cli.main import app
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec
@@ -171,6 +172,10 @@ def cli(setup, monkeypatch, tmp_path):
     store, cloud, _ = setup
     monkeypatch.setattr(deploy_use_cases, "open_store", lambda location: store)
     monkeypatch.setattr(cluster_use_cases, "open_cloud", lambda name: cloud)
+    # The cloud's shared records: a folder standing in for its private container.
+    cloud.records = LocalStore(tmp_path / "records-container")
+    monkeypatch.setattr(cluster_use_cases, "open_records",
+                        lambda name, kind="clusters": SharedRecords(cloud.records, kind))
     monkeypatch.setattr(rollout, "run_playbook", Playbooks())
     path = tmp_path / "endpoint.yaml"
     path.write_text(ENDPOINT_FILE)
@@ -200,3 +205,21 @@ def test_a_first_deploy_without_an_endpoint_file_asks_for_it_with_the_usage_exit
     assert result.exit_code == 2
     assert "endpoint web does not exist yet: give its file with -f" in " ".join(result.output.split())
     assert cloud.stacks == {}
+
+
+def test_every_machine_of_the_cloud_sees_what_an_endpoint_serves_but_never_its_key_or_token(cli, monkeypatch,
+                                                                                           tmp_path):
+    cloud, path = cli
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    shared = SharedRecords(cloud.records, "endpoints").get("web")
+    assert [n["name"] for n in shared["nodes"]] == ["web-0", "web-1"]
+    assert [(e["model"], e["version"], e["status"]) for e in shared["history"]] == [("web", 1, "succeeded")]
+    token = endpoint_state("web").ensure_token()
+    assert token not in str(shared) and "PRIVATE KEY" not in str(shared)
+    from orchestrator.usecases.drift import served_by
+
+    with monkeypatch.context() as runner_vm:  # none of this machine's folders, the same cloud
+        runner_vm.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "runner-vm"))
+        assert served_by("web")[:2] == ("web", 1)
+    assert CliRunner().invoke(app, ["undeploy", "web"]).exit_code == 0
+    assert SharedRecords(cloud.records, "endpoints").get("web") is None

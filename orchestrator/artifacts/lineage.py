@@ -23,7 +23,8 @@ def now() -> str:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    # Runs started in the same second (a sweep's points, two runners) must not share an id.
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
 def library_versions() -> dict[str, str]:

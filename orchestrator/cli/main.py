@@ -46,7 +46,7 @@ def version() -> None:
 
 def _register_groups() -> None:
     from orchestrator.cli import schedule as schedule_commands
-    from orchestrator.cli import artifacts, cluster, deploy, drift, model, predict, run, serve
+    from orchestrator.cli import artifacts, cluster, deploy, drift, experiment, model, predict, run, serve
 
     run.register(app)
     model.register(app)
@@ -57,6 +57,7 @@ def _register_groups() -> None:
     deploy.register(app)
     schedule_commands.register(app)
     drift.register(app)
+    experiment.register(app)
 
 
 _register_groups()

@@ -180,13 +180,13 @@ class SplitWindow(_Strict):
     @field_validator("train", "validation", "test", "label_delay")
     @classmethod
     def _is_duration(cls, value: str, info) -> str:
-        parse_duration(value, f"split.window.{info.field_name}")
+        parse_duration(value, f"split.window.{info.field_name}", allow_zero=info.field_name == "label_delay")
         return value
 
     def boundaries_at(self, as_of: pd.Timestamp) -> tuple[str, dict[str, str]]:
         """The window's start and the train / validation / test boundaries for a run at ``as_of`` (UTC)."""
         def back(stamp: pd.Timestamp, duration: str, what: str) -> pd.Timestamp:
-            return stamp - pd.Timedelta(seconds=parse_duration(duration, f"split.window.{what}"))
+            return stamp - pd.Timedelta(seconds=parse_duration(duration, f"split.window.{what}", allow_zero=True))
 
         serve_from = back(as_of, self.label_delay, "label_delay")
         test_from = back(serve_from, self.test, "test")

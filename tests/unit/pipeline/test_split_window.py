@@ -42,6 +42,12 @@ def test_rows_older_than_the_window_are_in_no_partition_and_unlabelled_ones_are_
                                                              5: "serve"}
 
 
+def test_without_a_label_delay_the_test_period_ends_at_as_of():
+    split = Split.model_validate({"by": "time", "column": "ts",
+                                  "window": {"train": "30d", "validation": "7d", "test": "7d"}}).at("2024-06-30")
+    assert split.boundaries["test"] == "2024-06-30T00:00:00Z"
+
+
 def test_fixed_boundaries_split_as_before_with_no_row_left_out():
     split = Split.model_validate({"by": "time", "column": "ts",
                                   "boundaries": {"train": "2024-02-01", "validation": "2024-03-01",

@@ -94,10 +94,16 @@ def next_(
     count: int = typer.Option(5, "-n", min=1, max=1000, help="How many slots."),
     store: str | None = StoreOption,
     now: str | None = NowOption,
+    systemd: bool = typer.Option(False, "--systemd", help="Print the OnCalendar= equivalent of the cron expression, "
+                                                           "and where systemd's slots would differ."),
 ) -> None:
     """Print the next slots, in UTC and in the schedule's time zone (daylight saving shows as it will happen)."""
     from orchestrator.usecases.schedules import upcoming_slots
 
+    if systemd:
+        from orchestrator.cli.schedule_runner_local import print_oncalendar
+
+        return print_oncalendar(name, count, store, _now(now))
     for utc, local in upcoming_slots(name, count, store, _now(now)):
         out.print(f"{utc:%Y-%m-%dT%H:%M:%SZ}  {local.isoformat()} {local.tzname()}")
 
@@ -173,11 +179,20 @@ def tick(
     store: str | None = StoreOption,
     now: str | None = NowOption,
     as_json: bool = typer.Option(False, "--json", help="Print what the tick did as JSON."),
+    runner: str | None = typer.Option(None, "--runner", help="This runner's identity, the same for every tick of a "
+                                                             "host; default: host, process and a random part."),
+    loop: bool = typer.Option(False, "--loop", help="Tick at every multiple of --every on the clock until SIGTERM: "
+                                                    "the runner where systemd is not the service manager."),
+    every: str = typer.Option("60s", "--every", help="With --loop: the interval of the ticks."),
 ) -> None:
     """Start every slot that is due, record the ones skipped or missed: what a runner executes, every minute."""
     from orchestrator.usecases.schedules import tick_schedules
 
-    report = tick_schedules(store, _now(now))
+    if loop:
+        from orchestrator.cli.schedule_runner_local import tick_loop
+
+        return tick_loop(store, every, runner, now)
+    report = tick_schedules(store, _now(now), runner)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -193,3 +208,8 @@ def tick(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
+
+
+from orchestrator.cli.schedule_runner_local import register as _register_local_runner  # noqa: E402
+
+_register_local_runner(schedule_app)  # install, uninstall, tick-failed

@@ -257,7 +257,9 @@ def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: s
                 running.append((slot, current.runner))
                 return SlotOutcome(name, when, "running", f"attempt {current.attempt} on {current.runner}, lease "
                                                           f"until {iso(lapses_at)}", attempt=current.attempt)
-            _note_lost(record, current, lapses_at)
+            entry = _note_lost(record, current, lapses_at)
+        # Lost: its lease lapsed (noted just now), or its runner's failure was recorded (schedule tick-failed).
+        if entry.get("outcome") == "lost":
             if record.lost >= LOST_LIMIT:
                 reason = f"its runner was lost {record.lost} times (last: {current.runner}); not taken over again"
                 outcome = _record_final(state, slot, FAILED, reason, runner, clock, record, current.attempt + 1)
@@ -274,7 +276,7 @@ def _advance(state: ScheduleState, schedule: Schedule, slot: datetime, runner: s
     return _take_and_run(state, schedule, record, slot, current, runner, execute, clock, heartbeat_s, resumed)
 
 
-def _note_lost(record: SlotRecord, lease: Lease, lapsed_at: datetime) -> None:
+def _note_lost(record: SlotRecord, lease: Lease, lapsed_at: datetime) -> dict:
     entry = record.attempt(lease.attempt)
     if entry is None:  # the runner died between taking the lease and writing the attempt
         entry = {"attempt": lease.attempt, "runner": lease.runner, "started_at": lease.taken_at}
@@ -284,6 +286,7 @@ def _note_lost(record: SlotRecord, lease: Lease, lapsed_at: datetime) -> None:
     else:
         why = f"its heartbeat stopped; the lease lapsed at {iso(lapsed_at)}"
     entry.update(outcome="lost", error=f"runner {lease.runner} lost: {why}")
+    return entry
 
 
 def _take_and_run(state: ScheduleState, schedule: Schedule, record: SlotRecord, slot: datetime, current: Lease | None,

@@ -26,6 +26,7 @@ from orchestrator.config import setting
 from orchestrator.errors import ArtifactNotFound, DataopsError, SchemaMismatch
 from orchestrator.monitoring.check import DriftResult, check_drift
 from orchestrator.monitoring.counts import WindowCounts, count_dask, count_window
+from orchestrator.monitoring.keys import checks_prefix, monitoring_prefix
 from orchestrator.monitoring.profile import (
     CategoricalCounts,
     NumericCounts,
@@ -48,7 +49,6 @@ from orchestrator.usecases.compute import compute_target, open_client
 from orchestrator.usecases.drift_profile import (
     load_drift_policy,
     load_reference_profile,
-    monitoring_prefix,
 )
 
 CHECK_FORMAT = "dataops.drift-check/1"
@@ -250,8 +250,7 @@ def count_data(profile: ReferenceProfile, model: CheckedModel, location: str,
     from orchestrator.pipeline import sources
 
     # The same reading of a batch as ``dataops predict``'s: what batch scoring takes, a check takes.
-    from orchestrator.usecases.predict import input_source
-    from orchestrator.usecases.predict import input_fingerprint
+    from orchestrator.usecases.predict import input_fingerprint, input_source
 
     source, files = input_source(location, model.store)
     frame = sources.read_source(source, files, None if files else [location])
@@ -354,7 +353,7 @@ def check_model_drift(
 # ---- stored checks ----------------------------------------------------------------------------------------------
 def stored_checks(store: ArtifactStore, name: str, version: int, limit: int | None = None) -> list[dict]:
     """The stored check records of a model version, oldest first (the newest ``limit`` when given)."""
-    prefix = f"{monitoring_prefix(name, version)}/checks/"
+    prefix = checks_prefix(name, version)
     keys = sorted(k for k in store.list(prefix) if k.endswith("/result.json"))
     if limit is not None:
         keys = keys[-limit:] if limit > 0 else []

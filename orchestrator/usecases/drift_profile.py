@@ -18,18 +18,13 @@ from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.config import setting
 from orchestrator.errors import ArtifactError, ArtifactNotFound
 from orchestrator.ml.card import PROFILE_FILE
+from orchestrator.monitoring.keys import monitoring_prefix
 from orchestrator.monitoring.policy import DriftPolicy
 from orchestrator.monitoring.profile import ReferenceProfile
 from orchestrator.pipeline.reference_profile import model_reference_profile
 from orchestrator.registry.models import ModelRegistry
 
-MONITORING = "monitoring"
 SPLIT_STAGE = "split"
-
-
-def monitoring_prefix(name: str, version: int) -> str:
-    """Where a model version's monitoring state lives in the store (profile, checks, the latest check)."""
-    return f"{MONITORING}/{name}/{version}"
 
 
 def profile_key(name: str, version: int) -> str:

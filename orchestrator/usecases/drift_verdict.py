@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.errors import ArtifactError
-from orchestrator.usecases.drift_profile import monitoring_prefix
+from orchestrator.monitoring.keys import monitoring_prefix
 
 DRIFT = "drift"
 

@@ -213,3 +213,5 @@ def register(app: typer.Typer) -> None:
 from orchestrator.cli.schedule_runner_local import register as _register_local_runner  # noqa: E402
 
 _register_local_runner(schedule_app)  # install, uninstall, tick-failed
+from orchestrator.cli.schedule_export import register as _register_export  # noqa: E402
+_register_export(schedule_app)  # export, run-slot

@@ -35,7 +35,7 @@ _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class RetrainConflict(DataopsError):
     """A retrain record cannot move as asked: it is already final, or it is not the loop's to start."""
 
-    exit_code = 23
+    exit_code = 28
 
 
 def loop_prefix(target: str) -> str:

@@ -8,6 +8,7 @@ functions, and the cluster must run the client's version. Without a scheduler, a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import zipfile
@@ -48,13 +49,38 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, securi
         yield client
 
 
-def ship_code(client: Client) -> None:
-    """Upload the ``orchestrator`` package, zipped, to the scheduler and every worker, present and future."""
+def _package_files() -> list[tuple[str, bytes]]:
+    """The package's modules, as (path in the archive, content), sorted.
+
+    Read from the folder the package was imported from; or, when it was imported from a shipped archive (a
+    scheduler running in this process, as a LocalCluster's does, received one and put it first on the path), from
+    that archive: shipping again must ship the same code, never an empty archive.
+    """
     package = Path(orchestrator.__file__).parent
+    if package.is_dir():
+        return [(path.relative_to(package.parent).as_posix(), path.read_bytes())
+                for path in sorted(package.rglob("*.py"))]
+    archive = next(parent for parent in package.parents if parent.is_file())
+    with zipfile.ZipFile(archive) as shipped:
+        return [(name, shipped.read(name)) for name in sorted(shipped.namelist())
+                if name.startswith("orchestrator/") and name.endswith(".py")]
+
+
+def ship_code(client: Client) -> None:
+    """Upload the ``orchestrator`` package, zipped, to the scheduler and every worker, present and future.
+
+    The archive is named by its content and its bytes depend on nothing else (sorted entries, fixed times): a
+    worker that imported modules from it keeps reading them from an identical file when the same code is shipped
+    again (zipimport caches each archive's directory by path: a different file under the same name makes the
+    modules not yet imported unfindable, and the worker stops), and new code comes as a new archive.
+    """
+    files = _package_files()
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in files)).hexdigest()[:16]
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / f"dataops-{orchestrator.__version__}.zip"
+        archive = Path(tmp) / f"dataops-{orchestrator.__version__}-{digest}.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for path in sorted(package.rglob("*.py")):
-                bundle.write(path, path.relative_to(package.parent).as_posix())
+            for name, data in files:
+                bundle.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                                compress_type=zipfile.ZIP_DEFLATED)
         # load=True puts the zip on sys.path there (and imports the package once, which is cheap).
         client.upload_file(str(archive), load=True)

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timezone
 from importlib import metadata
 
+from orchestrator.artifacts.run_liveness import observed_status
 from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.errors import ArtifactNotFound
 
@@ -46,7 +47,8 @@ def save_record(store: ArtifactStore, record: dict) -> None:
 
 
 def load_record(store: ArtifactStore, run_id: str) -> dict:
-    """Load one run record; ``latest`` names the newest run.
+    """Load one run record; ``latest`` names the newest run. A run recorded as running whose process is gone is
+    returned as ``interrupted`` (``orchestrator.artifacts.run_liveness``).
 
     Raises:
         ArtifactNotFound: no such run in the store.
@@ -59,7 +61,7 @@ def load_record(store: ArtifactStore, run_id: str) -> dict:
     if not store.exists(record_key(run_id)):
         known = list_run_ids(store)[-5:]
         raise ArtifactNotFound(f"no run {run_id!r} in {store.uri}; latest runs: {', '.join(known) or 'none'}")
-    return json.loads(store.get_bytes(record_key(run_id)))
+    return observed_status(json.loads(store.get_bytes(record_key(run_id))), store)
 
 
 def list_run_ids(store: ArtifactStore) -> list[str]:

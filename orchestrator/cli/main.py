@@ -47,6 +47,7 @@ def version() -> None:
 def _register_groups() -> None:
     from orchestrator.cli import schedule as schedule_commands
     from orchestrator.cli import artifacts, cluster, deploy, drift, experiment, model, predict, run, serve
+    from orchestrator.cli import watch
 
     run.register(app)
     model.register(app)
@@ -58,6 +59,7 @@ def _register_groups() -> None:
     schedule_commands.register(app)
     drift.register(app)
     experiment.register(app)
+    watch.register(app)
 
 
 _register_groups()

@@ -67,6 +67,10 @@ def show(
     err.print(f"{card['name']}:{card['version']}{stages}")
     out.print(render_markdown(card), markup=False)
     out.print(_drift_section(verdict, f"{card['name']}:{card['version']}"), markup=False)
+    from orchestrator.usecases.watch_history import model_loop_mention
+
+    if mention := model_loop_mention(registry.store, card):
+        out.print(f"## Made by the closed loop\n\n{mention}\n", markup=False)
 
 
 def _drift_section(verdict, ref: str) -> str:

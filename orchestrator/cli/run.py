@@ -38,6 +38,10 @@ class StageProgress:
         detail = f"{_rows(info.get('rows_in'))} -> {_rows(info.get('rows_out'))} rows"
         if info.get("quarantined"):
             detail += f", {info['quarantined']:,} quarantined"
+        if info.get("joins"):
+            detail += "; matched " + ", ".join(
+                f"{j['source']} {'-' if j['match_rate'] is None else format(j['match_rate'], '.1%')}"
+                for j in info["joins"])
         if "version" in info:
             detail = f"{info['model']} version {info['version']}" + ("" if info.get("created") else " (unchanged)")
         if "metrics" in info:
@@ -45,14 +49,22 @@ class StageProgress:
             names = [k for k in ("roc_auc", "accuracy", "log_loss", "rmse", "mae", "r2") if k in metrics]
             detail = ", ".join(f"{k} {metrics[k]:.4f}" for k in names)
             baseline = metrics.get("baseline", {})
-            if names and names[0] in baseline:
+            if baseline.get("strategy") == "majority_class":
+                # A constant prediction scores roc_auc 0.5 by construction: its accuracy and log loss are the bar.
+                shown = [k for k in ("accuracy", "log_loss") if k in baseline]
+                detail += " (majority-class baseline " + ", ".join(f"{k} {baseline[k]:.4f}" for k in shown) + ")"
+            elif names and names[0] in baseline:
                 detail += f" (baseline {names[0]} {baseline[names[0]]:.4f})"
         if "best_score" in info:
             detail = f"{len(info.get('candidates') or [])} candidates, best validation score {info['best_score']:.4f}"
         if "parity" in info:
             parity = info["parity"]
-            detail = (f"ONNX parity on {parity.get('rows', 0):,} test rows: {parity.get('label_mismatches')} label "
-                      f"mismatches, max probability gap {parity.get('max_abs_proba_diff', 0):.1e}")
+            detail = f"ONNX parity on {parity.get('rows', 0):,} test rows: "
+            if "max_abs_proba_diff" in parity:  # a classifier's
+                detail += (f"{parity.get('label_mismatches')} label mismatches, max probability gap "
+                           f"{parity['max_abs_proba_diff']:.1e}")
+            else:
+                detail += f"max prediction gap {parity.get('max_abs_diff', 0):.1e}"
         seconds = f"{elapsed:7.1f}s" if event == "done" else " " * 8
         err.print(f"  {mark} {stage:<22} {seconds}  {detail}")
 
@@ -121,6 +133,8 @@ def runs_show(
         return
     out.print(f"run {record['run_id']}  {record['status']}  pipeline {record['pipeline']['name']} "
               f"({record['pipeline']['path']}, sha256 {record['pipeline']['sha256'][:12]})")
+    if record.get("status_reason"):
+        out.print(f"{record['status']}: {record['status_reason']}", markup=False)
     if record.get("error"):
         out.print(f"error: {record['error']}")
     table = Table("stage", "status", "seconds", "rows in", "rows out", "read", "output sha256")
@@ -133,6 +147,10 @@ def runs_show(
     for key, value in record.get("metrics", {}).items():
         if isinstance(value, (int, float)):
             out.print(f"  {key}: {value:.4f}")
+    from orchestrator.usecases.watch_history import run_loop_mention
+
+    if mention := run_loop_mention(record, store):
+        out.print(f"closed loop: {mention}", markup=False)
 
 
 @runs_app.command("compare")

@@ -215,3 +215,5 @@ from orchestrator.cli.schedule_runner_local import register as _register_local_r
 _register_local_runner(schedule_app)  # install, uninstall, tick-failed
 from orchestrator.cli.schedule_export import register as _register_export  # noqa: E402
 _register_export(schedule_app)  # export, run-slot
+from orchestrator.cli.runner import runner_app  # noqa: E402
+schedule_app.add_typer(runner_app, name="runner")  # runner VMs: create, list, show, delete, rotate-credential

@@ -47,6 +47,27 @@ def _classification_metrics(y, proba, labels, classes) -> dict:
     return out
 
 
+def holdout_metrics(task: str, y, labels, proba=None, classes=None) -> dict:
+    """The metrics the evaluate stage writes, for predictions made elsewhere (an ONNX graph scoring a holdout).
+
+    Args:
+        task: ``classification`` or ``regression``.
+        y: The true targets (as ``coerce_target`` gives them).
+        labels: The predicted labels (classification) or values (regression).
+        proba: Classification: the class probabilities, one column per class of ``classes``.
+        classes: Classification: the model's classes, in the order of ``proba``'s columns.
+
+    Returns:
+        ``rows`` and the metrics of ``evaluate_model`` (without baseline, calibration or importance), JSON-able.
+    """
+    result: dict = {"rows": int(len(y))}
+    if task == "classification":
+        result.update(_classification_metrics(y, proba, labels, np.asarray(classes)))
+    else:
+        result.update(_regression_metrics(y, labels))
+    return _jsonable(result)
+
+
 def _calibration_table(y, proba, classes) -> list[dict]:
     positive = (y == classes[1]).astype(int)
     bins = np.clip((proba[:, 1] * CALIBRATION_BINS).astype(int), 0, CALIBRATION_BINS - 1)

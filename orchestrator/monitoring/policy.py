@@ -130,11 +130,22 @@ class RetrainPolicy(_Strict):
     approval: Literal["auto", "manual"] = Field("auto", description="auto: a winning challenger is deployed; "
                                                                     "manual: it waits for `dataops approve`.")
     challenger: ChallengerRule = Field(default_factory=ChallengerRule)
+    run_deadline: str = Field("12h", description="A retrain still running this long after it started lost its "
+                                                 "process (killed, its host gone): it is recorded failed.")
 
     @field_validator("cooldown")
     @classmethod
     def _cooldown_is_duration(cls, value: str) -> str:
         return _duration(value, "the retrain cooldown")
+
+    @field_validator("run_deadline")
+    @classmethod
+    def _run_deadline_is_duration(cls, value: str) -> str:
+        return _duration(value, "the retrain run deadline")
+
+    @property
+    def run_deadline_s(self) -> float:
+        return parse_duration(self.run_deadline, "the retrain run deadline")
 
     @field_validator("max", mode="before")
     @classmethod

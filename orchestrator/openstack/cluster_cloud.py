@@ -126,8 +126,9 @@ class OpenStackClusterCloud:
         with cloud_errors("cannot list cluster resources"):
             for key in self.conn.compute.keypairs():
                 owner = key.name.removeprefix("dataops-")
-                if key.name.startswith("dataops-") and not key.name.startswith("dataops-endpoint-") and (
-                        cluster is None or owner == cluster):
+                # Endpoints' and schedule runners' key pairs are theirs: their own deletes remove them.
+                theirs = key.name.startswith(("dataops-endpoint-", "dataops-runner-"))
+                if key.name.startswith("dataops-") and not theirs and (cluster is None or owner == cluster):
                     leftovers.append(Leftover("keypair", key.name, owner))
             leftovers += self.list_tagged(CLUSTER_TAG_PREFIX, cluster)
         return leftovers

@@ -17,6 +17,7 @@ from typing import Callable
 from distributed import Client
 
 from orchestrator.artifacts.lineage import library_versions, new_run_id, now, save_record
+from orchestrator.artifacts.run_liveness import RunHeartbeat, this_process
 from orchestrator.artifacts.store import MANIFEST, ArtifactStore, manifest_digest
 from orchestrator.errors import DataopsError, StageFailed, ValidationFailed
 from orchestrator.pipeline import sources as source_io
@@ -87,6 +88,8 @@ def run_pipeline(
         "pipeline": {"name": pipeline.spec.name, "path": str(pipeline.path), "sha256": pipeline.sha256},
         "status": "running",
         "started_at": now(),
+        # Who runs it: a reader tells a run whose process died from one still running (run_liveness).
+        "process": this_process(),
         "store": store.uri,
         "scheduler": client.scheduler.address if client.scheduler else None,
         "parameters": {**pipeline.spec.model_dump(mode="json"), **({"as_of": as_of} if as_of else {}),
@@ -97,6 +100,7 @@ def run_pipeline(
         "library_versions": library_versions(),
     }
     save_record(store, record)
+    heartbeat = RunHeartbeat(store, run_id).start()
     keys: dict[str, str] = {}
     locations: dict[str, str] = {}
     metas: dict[str, dict] = {}
@@ -165,6 +169,7 @@ def run_pipeline(
         record["error"] = str(exc)
         raise
     finally:
+        heartbeat.stop()
         record["finished_at"] = now()
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
         save_record(store, record)

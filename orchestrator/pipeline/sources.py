@@ -38,7 +38,7 @@ def resolve_files(source: Source, base_dir: Path, store: ArtifactStore) -> list[
 
         key = parsed.path.lstrip("/")
         remote = open_store(f"swift://{parsed.netloc}")
-        dest = store.scratch_dir() / Path(key).name
+        dest = local_folder(store, "downloads") / f"{_url_digest(source.location)}-{Path(key).name}"
         return [remote.get_file(key, dest)]
     raw = parsed.path if parsed.scheme == "file" else source.location
     path = Path(raw) if Path(raw).is_absolute() else base_dir / raw
@@ -51,11 +51,27 @@ def resolve_files(source: Source, base_dir: Path, store: ArtifactStore) -> list[
     return files
 
 
+def local_folder(store: ArtifactStore, name: str) -> Path:
+    """A folder ``name`` kept on this machine beside the store's staging area (downloads, memoised hashes).
+
+    Only the staging area's place is wanted: the scratch folder asked for to find it is removed at once, so that
+    runs leave no empty folders in it.
+    """
+    scratch = store.scratch_dir()
+    scratch.rmdir()
+    folder = scratch.parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _url_digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def _download(url: str, store: ArtifactStore) -> Path:
     """Stream an http(s) file to local disk once; later runs reuse it when the server's validators match."""
-    folder = store.scratch_dir().parent / "downloads"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(url.encode()).hexdigest()[:16] + "-" + (Path(urlparse(url).path).name or "data")
+    folder = local_folder(store, "downloads")
+    name = _url_digest(url) + "-" + (Path(urlparse(url).path).name or "data")
     dest = folder / name
     if dest.exists():
         return dest
@@ -69,8 +85,7 @@ def _download(url: str, store: ArtifactStore) -> Path:
 
 def file_sha256s(files: list[Path], store: ArtifactStore) -> list[str]:
     """sha256 of each file's content, memoised by (path, size, mtime) so unchanged inputs are not re-read."""
-    memo_dir = store.scratch_dir().parent / "fingerprints"
-    memo_dir.mkdir(exist_ok=True)
+    memo_dir = local_folder(store, "fingerprints")
     hashes = []
     for path in files:
         stat = path.stat()

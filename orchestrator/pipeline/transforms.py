@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
+import importlib.util
+import linecache
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -14,6 +16,7 @@ import dask.dataframe as dd
 import pandas as pd
 
 from orchestrator.errors import SpecError, StageFailed
+from orchestrator.pipeline.code_fingerprint import function_fingerprint
 from orchestrator.pipeline.spec import Step
 from orchestrator.yaml_files import suggest
 
@@ -21,7 +24,8 @@ from orchestrator.yaml_files import suggest
 def load_function(ref: str, base_dir: Path) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """Import ``module:function``, looking in the pipeline's folder first.
 
-    The module is pickled by value, so workers on a remote cluster receive the code without installing it.
+    The module is pickled by value, so workers on a remote cluster receive the code without installing it. A module
+    edited since this process imported it is imported again: what runs is what the file says, as the cache key is.
 
     Raises:
         SpecError: the module or the function does not exist.
@@ -30,7 +34,7 @@ def load_function(ref: str, base_dir: Path) -> Callable[[pd.DataFrame], pd.DataF
     if str(base_dir) not in sys.path:
         sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
+        module = _fresh(importlib.import_module(module_name), base_dir)
     except ImportError as exc:
         raise SpecError(f"function {ref!r}: cannot import module {module_name!r} ({exc})") from exc
     function = getattr(module, attr, None)
@@ -41,13 +45,63 @@ def load_function(ref: str, base_dir: Path) -> Callable[[pd.DataFrame], pd.DataF
     return function
 
 
+# The sha256 of each user module's file when it was imported (by content: timestamps can be coarser than edits).
+_IMPORTED: dict[str, str | None] = {}
+
+
+def _file_state(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _source_file(module) -> str | None:
+    path = getattr(module, "__file__", None)
+    return path if path and path.endswith(".py") else None
+
+
+def _edited(module) -> bool:
+    """Whether the module's file changed since this process imported (or last saw) it."""
+    path = _source_file(module)
+    if path is None:
+        return False
+    state = _file_state(path)
+    return _IMPORTED.setdefault(module.__name__, state) != state
+
+
+def _reload(module):
+    path = _source_file(module)
+    # The compiled file and the source lines cached for ``inspect`` are checked by time and size: an edit within the
+    # same tick, keeping the size, would go unseen.
+    Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+    linecache.cache.pop(path, None)
+    module = importlib.reload(module)
+    _IMPORTED[module.__name__] = _file_state(path)
+    return module
+
+
+def _fresh(module, base_dir: Path):
+    """``module``, imported again when its file, or that of a module of the pipeline's folder (its helpers), changed
+    since this process imported it (a long-lived process: a sweep, a tick loop)."""
+    folders = tuple({f"{base_dir}{os.sep}", f"{Path(base_dir).resolve()}{os.sep}"})
+    helpers = [m for m in list(sys.modules.values())
+               if m is not module and (path := _source_file(m)) and path.startswith(folders)]
+    edited = [m for m in helpers if _edited(m)]
+    for helper in edited:  # first, so that the module imports their new code again
+        _reload(helper)
+    if _edited(module) or edited:
+        module = _reload(module)
+    return module
+
+
 def code_version(steps: list[Step], base_dir: Path) -> str:
-    """A hash of the source code behind a list of steps, so editing a user function invalidates the cache."""
+    """A hash of the code behind a list of steps: each user function's own code and what it uses
+    (``orchestrator.pipeline.code_fingerprint``), so that only the stages running edited code recompute."""
     digest = hashlib.sha256()
     for step in steps:
         if step.function:
-            function = load_function(step.function, base_dir)
-            digest.update(inspect.getsource(inspect.getmodule(function)).encode())
+            digest.update(function_fingerprint(load_function(step.function, base_dir)).encode())
     return digest.hexdigest()
 
 

@@ -1,4 +1,4 @@
-"""The schedule file: what runs (a pipeline file or a registered job), when (cron and time zone), and what happens
+"""The schedule file: what runs (a pipeline file, a registered job or a watch of a served model), when (cron and time zone), and what happens
 when slots are missed, overlap or fail. Loaded with errors that name file, line and field, with "did you mean"."""
 
 from __future__ import annotations
@@ -102,12 +102,40 @@ class FailureHook(_Strict):
         return f"command {self.command[0]}"
 
 
+class WatchSpec(_Strict):
+    """A watch of the closed loop: each slot checks the drift of a served model's captures, decides, and may
+    retrain with ``pipeline`` (orchestrator/usecases/watch.py runs it)."""
+
+    endpoint: str | None = Field(default=None, min_length=1, description="An endpoint made by `dataops deploy`.")
+    server: str | None = Field(default=None, description="A local inference server's base URL.")
+    pipeline: str = Field(min_length=1, description="The pipeline file that retrains, relative to this file.")
+    token_file: str | None = Field(default=None, min_length=1, description="The server's bearer token file.")
+    repository_dir: str | None = Field(default=None, min_length=1,
+                                       description="The server's --repository-dir, where a new version is placed.")
+    capture_dir: str | None = Field(default=None, min_length=1, description="The server's --capture-dir.")
+    target: str | None = Field(default=None, min_length=1, description="The name of the loop's records.")
+
+    @field_validator("server")
+    @classmethod
+    def _server_is_http(cls, value: str | None) -> str | None:
+        if value is not None and (urlparse(value).scheme not in ("http", "https") or not urlparse(value).netloc):
+            raise ValueError("expected the server's base URL, such as http://127.0.0.1:8080")
+        return value
+
+    @model_validator(mode="after")
+    def _one_served_thing(self) -> WatchSpec:
+        if (self.endpoint is None) == (self.server is None):
+            raise ValueError("expected exactly one of 'endpoint' (an endpoint's name) or 'server' (a URL)")
+        return self
+
+
 class ScheduleSpec(_Strict):
     """A schedule, as written in a schedule file."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Schedule name: lower-case letters, digits, dashes.")
     pipeline: str | None = Field(default=None, min_length=1, description="Pipeline file, relative to this file.")
     job: str | None = Field(default=None, description=f"A registered job: {', '.join(REGISTERED_JOBS)}.")
+    watch: WatchSpec | None = Field(default=None, description="A watch of a served model (the closed loop).")
     cron: str = Field(description="Five-field cron expression, read in `timezone`.")
     timezone: str = Field(default="UTC", description="IANA time zone of the cron expression's wall-clock times.")
     catchup: CatchUp = CatchUp.latest
@@ -158,9 +186,9 @@ class ScheduleSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_thing_to_run(self) -> ScheduleSpec:
-        if (self.pipeline is None) == (self.job is None):
-            raise ValueError("expected exactly one of 'pipeline' (a pipeline file) or 'job' "
-                             f"(one of: {', '.join(REGISTERED_JOBS)})")
+        if [self.pipeline, self.job, self.watch].count(None) != 2:
+            raise ValueError("expected exactly one of 'pipeline' (a pipeline file), 'job' "
+                             f"(one of: {', '.join(REGISTERED_JOBS)}) or 'watch' (a served model)")
         if self.cluster and self.scheduler:
             raise ValueError("'cluster' and 'scheduler' name two places to run; give one")
         return self
@@ -176,7 +204,14 @@ class ScheduleSpec(_Strict):
     @property
     def what(self) -> str:
         """What the schedule runs, in a few words."""
+        if self.watch is not None:
+            return f"watch {self.watch.endpoint or self.watch.server}"
         return f"pipeline {self.pipeline}" if self.pipeline else f"job {self.job}"
+
+    @property
+    def pipeline_file(self) -> str | None:
+        """The pipeline file the schedule runs: its own, or its watch's (which retrains with it)."""
+        return self.watch.pipeline if self.watch is not None else self.pipeline
 
     def summary(self) -> dict:
         """The spec as it may be shown: the failure hook's webhook reduced to its host."""
@@ -188,7 +223,8 @@ class ScheduleSpec(_Strict):
 
 
 def load_schedule_spec(path: Path | str) -> ScheduleSpec:
-    """Read and validate a schedule file; its pipeline path comes back absolute (it is relative to the file).
+    """Read and validate a schedule file; its paths (the pipeline, a watch's files) come back absolute (they are
+    relative to the file).
 
     Args:
         path: The schedule file.
@@ -207,4 +243,9 @@ def load_schedule_spec(path: Path | str) -> ScheduleSpec:
         raise spec_error(path, node, exc, ScheduleSpec) from None
     if spec.pipeline is not None:
         spec = spec.model_copy(update={"pipeline": str((path.parent / spec.pipeline).resolve())})
+    if spec.watch is not None:
+        files = {name: str((path.parent / getattr(spec.watch, name)).resolve())
+                 for name in ("pipeline", "token_file", "repository_dir", "capture_dir")
+                 if getattr(spec.watch, name) is not None}
+        spec = spec.model_copy(update={"watch": spec.watch.model_copy(update=files)})
     return spec

@@ -33,6 +33,7 @@ def run_pipeline_file(
     on_event: StageEvent | None = None,
     on_progress: Callable[[int, int, float | None], None] | None = None,
     as_of: str | None = None,
+    run_parameters: dict | None = None,
 ) -> RunResult:
     """Load ``path`` and run it on the chosen Dask target, with artifacts in the chosen store.
 
@@ -46,6 +47,7 @@ def run_pipeline_file(
         on_progress: the tuner's progress, as for ``run_pipeline``.
         as_of: the time the run is for (a schedule's slot, ISO 8601 UTC), recorded in the run record's parameters;
             a retried slot runs with the same one and finds its completed stages in the cache.
+        run_parameters: more entries for the record's parameters (a retrain of the closed loop names its watch).
 
     Raises:
         SpecError: the pipeline file is malformed.
@@ -57,7 +59,8 @@ def run_pipeline_file(
     with open_client(target) as client:
         if on_start:
             on_start(RunStarted(loaded.spec.name, artifact_store.uri, cluster, client.dashboard_link))
-        return run_pipeline(loaded, artifact_store, client, on_event=on_event, on_progress=on_progress, as_of=as_of)
+        return run_pipeline(loaded, artifact_store, client, on_event=on_event, on_progress=on_progress, as_of=as_of,
+                            run_parameters=run_parameters)
 
 
 def run_records(store: str | None = None) -> list[dict]:

@@ -79,12 +79,13 @@ def create_schedule(path: Path, store: str | None = None, now: datetime | None =
     spec = load_schedule_spec(path)
     state = ScheduleState(_store(store), spec.name)
     digest = None
-    if spec.pipeline is not None:
-        if not Path(spec.pipeline).is_file():
-            raise SpecError(f"{path}: field 'pipeline': no pipeline file {spec.pipeline}")
-        load_pipeline(spec.pipeline)
+    if spec.pipeline_file is not None:
+        if not Path(spec.pipeline_file).is_file():
+            field = "watch.pipeline" if spec.watch is not None else "pipeline"
+            raise SpecError(f"{path}: field {field!r}: no pipeline file {spec.pipeline_file}")
+        load_pipeline(spec.pipeline_file)
         # The files first: a runner that sees the new schedule finds its pipeline.
-        digest = save_bundle(state.store, spec.name, collect_bundle(Path(spec.pipeline)))
+        digest = save_bundle(state.store, spec.name, collect_bundle(Path(spec.pipeline_file)))
     return spec, state.save(spec, str(Path(path).resolve()), now or _utcnow(), digest)
 
 
@@ -202,7 +203,7 @@ def scheduled_pipeline(store: ArtifactStore, schedule: Schedule) -> Path:
     this machine's schedules folder (``DATAOPS_SCHEDULES_DIR``, default ``~/.dataops/schedules``); the operator's own
     file where it is here and identical (its relative local sources then resolve as they did at creation)."""
     manifest = bundle_manifest(store, schedule.name)
-    original = Path(schedule.spec.pipeline)
+    original = Path(schedule.spec.pipeline_file)
     if manifest is None or same_files(original, manifest):
         return original
     return materialize_bundle(store, schedule.name, manifest, state_root("DATAOPS_SCHEDULES_DIR", "schedules"))
@@ -224,6 +225,10 @@ def slot_executor(home_store: str, on_event: StageEvent | None = None) -> Execut
             return JOBS[spec.job](schedule, slot)
         runs_store = spec.store or home_store
         pipeline = scheduled_pipeline(open_store(home_store), schedule)
+        if spec.watch is not None:
+            from orchestrator.usecases.watch import watch_slot
+
+            return watch_slot(spec, pipeline, slot, home_store)
         try:
             result = run_pipeline_file(pipeline, runs_store, spec.scheduler, spec.cluster,
                                        on_event=on_event, as_of=iso(slot))

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
+from sklearn.metrics import make_scorer
 
 from orchestrator.ml.features import coerce_features, coerce_target, describe_frame
 from orchestrator.ml.spec import ModelSpec
@@ -146,7 +147,13 @@ def _feature_importance(spec, model, X, y) -> dict:
         sample = np.random.default_rng(0).choice(len(X), IMPORTANCE_ROWS, replace=False)
         X, y = X.iloc[sample], y[sample]
     scoring = "neg_log_loss" if spec.task == "classification" else "neg_root_mean_squared_error"
-    found = permutation_importance(model, X, y, scoring=scoring, n_repeats=3, random_state=0, n_jobs=1)
+    scorer = scoring
+    if spec.task == "classification":
+        # Log loss over every class the model learnt: the test rows may lack one (a time split's later period),
+        # and scikit-learn's own scorer then takes the classes from them and refuses the probabilities.
+        scorer = make_scorer(skm.log_loss, greater_is_better=False, response_method="predict_proba",
+                             labels=np.asarray(model.classes_))
+    found = permutation_importance(model, X, y, scoring=scorer, n_repeats=3, random_state=0, n_jobs=1)
     return {"scoring": scoring,
             "mean": dict(zip(X.columns, map(float, found.importances_mean))),
             "std": dict(zip(X.columns, map(float, found.importances_std)))}

@@ -1,3 +1,6 @@
+import numpy as np
+import pandas as pd
+
 from orchestrator.ml.evaluate import evaluate_model
 from orchestrator.ml.train import fit_model
 from ml_data import make_spec
@@ -34,3 +37,25 @@ def test_feature_importance_names_every_raw_column(exported_models):
     importance = exported_models["rf"]["evaluation"].metrics["feature_importance"]["mean"]
     assert set(importance) == {"dep_hour", "distance", "carrier"}
     assert max(importance, key=importance.get) == "dep_hour"  # the synthetic delay depends mostly on the hour
+
+
+def _with_bands(frame):
+    """A three-class target from the delay: early, on time, late."""
+    bands = pd.cut(frame["arr_delay"].astype(float), [-np.inf, -5, 5, np.inf], labels=["early", "on_time", "late"])
+    return frame.assign(band=pd.array(bands.astype(str), dtype="string[pyarrow]"))
+
+
+def test_a_multi_class_model_is_evaluated_on_a_test_partition_lacking_a_class_it_learnt(partitions):
+    # Common with time splits: a class seen in training never occurs in the test period.
+    spec = make_spec(target="band")
+    train, validation = _with_bands(partitions["train"]), _with_bands(partitions["validation"])
+    test = _with_bands(partitions["test"])
+    test = test[test["band"] != "early"]
+    model = fit_model(spec, train, validation).model
+    assert len(model.classes_) == 3
+
+    metrics = evaluate_model(spec, model, test, train=train).metrics
+
+    assert metrics["rows"] == len(test) and "log_loss" in metrics
+    assert "roc_auc" not in metrics, "an AUC over a class absent from the test rows is undefined"
+    assert set(metrics["feature_importance"]["mean"]) == {"dep_hour", "distance", "carrier"}

@@ -8,7 +8,8 @@ import sys
 from rich.console import Console
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Piped into another command, a table keeps every value whole: rich would otherwise cut it to 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
 
 
 def emit_json(data) -> None:

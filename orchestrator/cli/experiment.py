@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from orchestrator.cli.console import emit_json, err, out
-from orchestrator.cli.options import StoreOption
+from orchestrator.cli.options import JsonOption, StoreOption
 
 experiment_app = typer.Typer(help="Parameter sweeps of a pipeline, and their comparison.", no_args_is_help=True)
 
@@ -108,7 +108,7 @@ def run(
 
 
 @experiment_app.command("list")
-def list_(store: str | None = StoreOption, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(store: str | None = StoreOption, as_json: bool = JsonOption) -> None:
     """List the experiments of the store, oldest first."""
     from orchestrator.usecases.experiments import experiment_records
 
@@ -163,7 +163,7 @@ def compare(
     store: str | None = StoreOption,
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: the metric against each parameter."),
     metric: str | None = typer.Option(None, "--metric", help="Rank by this metric; default: the experiment's."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = JsonOption,
 ) -> None:
     """Rank an experiment's points by its metric, best first (or follow a scheduled pipeline's metric over time)."""
     from orchestrator.usecases.experiments import compare_experiment, compare_schedule

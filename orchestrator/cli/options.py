@@ -8,3 +8,6 @@ import typer
 StoreOption = typer.Option(
     None, "--store", help="Artifact store: a path, file://PATH or swift://CONTAINER/PREFIX (prefix optional)."
 )
+
+# Every list and show command takes it: scripts read stdout as JSON, whatever a terminal would show.
+JsonOption = typer.Option(False, "--json", help="Print JSON on stdout (for scripts), instead of a table.")

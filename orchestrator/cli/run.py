@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli.console import emit_json, err, out
-from orchestrator.cli.options import StoreOption
+from orchestrator.cli.options import JsonOption, StoreOption
 
 
 def _rows(value) -> str:
@@ -102,7 +102,7 @@ runs_app = typer.Typer(help="Inspect and compare run records.", no_args_is_help=
 
 
 @runs_app.command("list")
-def runs_list(store: Optional[str] = StoreOption, as_json: bool = typer.Option(False, "--json")) -> None:
+def runs_list(store: Optional[str] = StoreOption, as_json: bool = JsonOption) -> None:
     """List runs, newest last."""
     from orchestrator.usecases.run import run_records
 
@@ -158,7 +158,7 @@ def runs_compare(
     first: str = typer.Argument(...),
     second: str = typer.Argument(...),
     store: Optional[str] = StoreOption,
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = JsonOption,
 ) -> None:
     """What changed between two runs: parameters, recomputed stages, metrics."""
     from orchestrator.usecases.run import compare_runs

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli.console import emit_json, err, out
-from orchestrator.cli.options import StoreOption
+from orchestrator.cli.options import JsonOption, StoreOption
 
 schedule_app = typer.Typer(help="Schedules kept in the store, and the tick a runner executes.", no_args_is_help=True)
 
@@ -46,7 +46,7 @@ def create(
 
 
 @schedule_app.command("list")
-def list_(store: str | None = StoreOption, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(store: str | None = StoreOption, as_json: bool = JsonOption) -> None:
     """List the schedules of the store."""
     from orchestrator.usecases.schedules import list_schedules
 
@@ -67,7 +67,7 @@ def show(
     name: str = typer.Argument(...),
     store: str | None = StoreOption,
     history: int = typer.Option(10, "--history", min=0, help="How many of the newest slots to show."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = JsonOption,
 ) -> None:
     """Show one schedule: its spec, whether it is paused, its next slots and the history of its latest slots."""
     from orchestrator.usecases.schedules import show_schedule
@@ -210,10 +210,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
+# The other schedule commands live in modules of their own; they register on this group, which they import.
+from orchestrator.cli.runner import runner_app  # noqa: E402
+from orchestrator.cli.schedule_export import register as _register_export  # noqa: E402
 from orchestrator.cli.schedule_runner_local import register as _register_local_runner  # noqa: E402
 
 _register_local_runner(schedule_app)  # install, uninstall, tick-failed
-from orchestrator.cli.schedule_export import register as _register_export  # noqa: E402
 _register_export(schedule_app)  # export, run-slot
-from orchestrator.cli.runner import runner_app  # noqa: E402
 schedule_app.add_typer(runner_app, name="runner")  # runner VMs: create, list, show, delete, rotate-credential

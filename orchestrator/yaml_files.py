@@ -7,12 +7,14 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def read_mapping(path: Path, kind: str) -> tuple[str, yaml.Node, dict]:
@@ -39,6 +41,21 @@ def read_mapping(path: Path, kind: str) -> tuple[str, yaml.Node, dict]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}:1: expected a mapping of {kind} fields, got {type(data).__name__}")
     return text, node, data
+
+
+def load_spec(path: Path, model: type[ModelT], kind: str, overrides: dict | None = None) -> ModelT:
+    """Read a YAML file of ``kind`` and validate it as ``model``, with ``overrides`` (None values ignored) on top.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or a field is wrong; names file, line and field.
+    """
+    path = Path(path)
+    _, node, data = read_mapping(path, kind)
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(path, node, exc, model) from None
 
 
 def line_of(node: yaml.Node | None, loc: tuple) -> int | None:

@@ -7,11 +7,11 @@ import ipaddress
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
-from orchestrator.yaml_files import read_mapping, spec_error
+from orchestrator.yaml_files import load_spec
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 
@@ -150,8 +150,4 @@ def load_cluster_spec(path: Path) -> ClusterSpec:
     Raises:
         SpecError: The file is missing, is not YAML, or a field is wrong; names file, line and field.
     """
-    _, node, data = read_mapping(Path(path), "cluster")
-    try:
-        return ClusterSpec.model_validate(data)
-    except ValidationError as exc:
-        raise spec_error(path, node, exc, ClusterSpec) from exc
+    return load_spec(path, ClusterSpec, "cluster")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.clusters.spec import NAME_PATTERN, NetworkSpec
-from orchestrator.yaml_files import read_mapping, spec_error
+from orchestrator.yaml_files import load_spec
 
 
 class EndpointSpec(BaseModel):
@@ -60,9 +60,4 @@ def load_endpoint_spec(path: Path, overrides: dict | None = None) -> EndpointSpe
     Raises:
         SpecError: The file is missing, is not YAML, or a field is wrong; names file, line and field.
     """
-    _, node, data = read_mapping(Path(path), "endpoint")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    try:
-        return EndpointSpec.model_validate(data)
-    except ValidationError as exc:
-        raise spec_error(path, node, exc, EndpointSpec) from exc
+    return load_spec(path, EndpointSpec, "endpoint", overrides)

@@ -24,6 +24,7 @@ from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.errors import ArtifactNotFound, DataopsError
 from orchestrator.loop.compare import Comparison
 from orchestrator.loop.decide import IN_FLIGHT, OUTCOMES, RUNNING, Decision, Retrain
+from orchestrator.scheduling.state import parse_instant
 
 MONITORING = "monitoring"
 DECISION_FORMAT = "dataops.loop-decision/1"
@@ -52,14 +53,6 @@ def loop_prefix(target: str) -> str:
 def iso(instant: datetime | None) -> str | None:
     """An aware instant in UTC, to the microsecond (``2027-03-28T01:30:00.000000Z``)."""
     return None if instant is None else instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def instant(text: str | None) -> datetime | None:
-    """Read an ISO 8601 instant (a bare one is UTC)."""
-    if text is None:
-        return None
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def record_id(at: datetime) -> str:
@@ -96,9 +89,9 @@ def decision_to_dict(decision: Decision) -> dict:
 
 
 def decision_from_dict(data: dict) -> Decision:
-    return Decision(data["action"], data["code"], data["reason"], instant(data["decided_at"]), data["model"],
+    return Decision(data["action"], data["code"], data["reason"], parse_instant(data["decided_at"]), data["model"],
                     int(data["version"]), tuple(data.get("check_ids", ())), tuple(data.get("drifted_ids", ())),
-                    instant(data.get("until")), data.get("retrain"), dict(data.get("figures", {})), data.get("id"))
+                    parse_instant(data.get("until")), data.get("retrain"), dict(data.get("figures", {})), data.get("id"))
 
 
 def record_decision(store: ArtifactStore, target: str, decision: Decision) -> Decision:
@@ -155,7 +148,7 @@ def retrain_to_dict(retrain: Retrain) -> dict:
 
 
 def retrain_from_dict(data: dict) -> Retrain:
-    return Retrain(int(data["number"]), instant(data["started"]), instant(data.get("finished")), data["outcome"],
+    return Retrain(int(data["number"]), parse_instant(data["started"]), parse_instant(data.get("finished")), data["outcome"],
                    data.get("decision_id"), dict(data.get("details", {})))
 
 

@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.loop.decide import CheckResult, Decision, Retrain, Served, decide
-from orchestrator.loop.records import instant, retrain_history
+from orchestrator.loop.records import retrain_history
 from orchestrator.monitoring.keys import checks_prefix
 from orchestrator.monitoring.policy import DriftPolicy
+from orchestrator.scheduling.state import parse_instant
 
 CHECK_FORMAT = "dataops.drift-check/1"
 _CHECK_STAMP = "%Y%m%d-%H%M%S.%f"
@@ -32,8 +33,8 @@ def check_from_record(record: dict) -> CheckResult:
     if record.get("format") != CHECK_FORMAT:
         raise ValueError(f"not a drift check record ({CHECK_FORMAT}): format {record.get('format')!r}")
     window = record.get("window") or {}
-    checked_at = instant(record["checked_at"])
-    end = instant(window["until"]) if window.get("until") else checked_at
+    checked_at = parse_instant(record["checked_at"])
+    end = parse_instant(window["until"]) if window.get("until") else checked_at
     rows = window.get("rows", (record.get("result") or {}).get("rows", 0))
     return CheckResult(record["check_id"], end, record["verdict"], int(rows),
                        int(record["lineage"]["model"]["version"]), checked_at)

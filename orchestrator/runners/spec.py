@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.durations import parse_duration
-from orchestrator.yaml_files import read_mapping, spec_error
+from orchestrator.yaml_files import load_spec
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 # A Swift container name as the runner's access rules can name it: no slash, no wildcard of the rules' syntax.
@@ -152,9 +152,4 @@ def load_runner_spec(path: Path, overrides: dict | None = None) -> RunnerSpec:
     Raises:
         SpecError: The file is missing, is not YAML, or a field is wrong; names file, line and field.
     """
-    _, node, data = read_mapping(Path(path), "runner")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    try:
-        return RunnerSpec.model_validate(data)
-    except ValidationError as exc:
-        raise spec_error(path, node, exc, RunnerSpec) from None
+    return load_spec(path, RunnerSpec, "runner", overrides)

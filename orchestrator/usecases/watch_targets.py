@@ -24,6 +24,7 @@ from urllib.parse import quote, urlparse
 from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.errors import DataopsError
 from orchestrator.registry.models import ModelRegistry
+from orchestrator.scheduling.state import parse_instant
 
 ENDPOINT, SERVER = "endpoint", "server"
 # Loading builds a session per version and scores the card's examples: seconds, a minute for a big forest.
@@ -69,13 +70,6 @@ class Target(Protocol):
         """The target as the loop's records keep it (never a secret: a token file is kept by its path)."""
 
 
-def _instant(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 # ---- an endpoint ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EndpointTarget:
@@ -104,7 +98,7 @@ class EndpointTarget:
             history = (shared_endpoint(self.endpoint) or {}).get("history", [])
         done = [e for e in history if e.get("status") == "succeeded" and (e["model"], int(e["version"])) ==
                 (model, version)]
-        return ServedModel(model, version, _instant(done[-1].get("deployed_at")) if done else None, store)
+        return ServedModel(model, version, parse_instant(done[-1].get("deployed_at")) if done else None, store)
 
     def deploy(self, store: ArtifactStore, store_location: str, model: str, version: int) -> dict:
         """The endpoint's rolling deploy of ``model:version``.

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import pandas as pd
+import sklearn
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
@@ -106,3 +106,24 @@ def v2_inputs(rows: list[dict]) -> list[dict]:
         tensors.append({"name": col, "datatype": "FP32" if col in NUMERIC else "BYTES",
                         "shape": [len(rows), 1], "data": [row[col] for row in rows]})
     return tensors
+
+
+def registered_profiled_model(root: Path):
+    """A tiny classifier with its reference profile (windows of at least 300 rows), registered as ``tiny:1`` in a
+    local store under ``root``: (store, the registered folder, its card)."""
+    from orchestrator.artifacts.local import LocalStore
+    from orchestrator.ml.onnx_export import attach_reference_profile
+    from orchestrator.ml.score import load_card
+    from orchestrator.pipeline.reference_profile import model_reference_profile
+    from orchestrator.registry.models import ModelRegistry
+
+    folder = build_model_folder(root / "model", "tiny", 1, rows=3000)
+    card = load_card(folder)
+    train, _ = synthetic_frame(3000, 0)
+    validation, _ = synthetic_frame(1000, 5)
+    profile = model_reference_profile(card, folder, train, validation, {"dep_hour": 0.3, "carrier": 0.1})
+    attach_reference_profile(folder, profile.to_dict(), {"min_rows": 300})
+    store = LocalStore(root / "store")
+    ModelRegistry(store).register(folder, "tiny")
+    registered = ModelRegistry(store).folder("tiny:1")
+    return store, registered, load_card(registered)

@@ -191,22 +191,9 @@ def test_old_checks_are_not_even_read_and_other_versions_are_not_looked_at(store
 @pytest.fixture(scope="module")
 def watched_model(tmp_path_factory):
     """A registered classifier with its reference profile (windows of at least 300 rows), in a local store."""
-    from orchestrator.ml.onnx_export import attach_reference_profile
-    from orchestrator.ml.score import load_card
-    from orchestrator.pipeline.reference_profile import model_reference_profile
-    from orchestrator.registry.models import ModelRegistry
-    from tests.support.tiny_models import build_model_folder, synthetic_frame
+    from tests.support.tiny_models import registered_profiled_model
 
-    root = tmp_path_factory.mktemp("loop-checks")
-    folder = build_model_folder(root / "model", "tiny", 1, rows=3000)
-    card = load_card(folder)
-    train, _ = synthetic_frame(3000, 0)
-    validation, _ = synthetic_frame(1000, 5)
-    profile = model_reference_profile(card, folder, train, validation, {"dep_hour": 0.3, "carrier": 0.1})
-    attach_reference_profile(folder, profile.to_dict(), {"min_rows": 300})
-    store = LocalStore(root / "store")
-    ModelRegistry(store).register(folder, "tiny")
-    return store, ModelRegistry(store).folder("tiny:1"), load_card(ModelRegistry(store).folder("tiny:1"))
+    return registered_profiled_model(tmp_path_factory.mktemp("loop-checks"))
 
 
 def capture(store, folder, card, rows, at: dt.datetime, sequence: int) -> None:

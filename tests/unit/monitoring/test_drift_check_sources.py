@@ -10,17 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.artifacts.local import LocalStore
 from orchestrator.cli.main import app as dataops
-from orchestrator.ml.onnx_export import attach_reference_profile
-from orchestrator.ml.score import load_card, score_partition
-from orchestrator.pipeline.reference_profile import model_reference_profile
-from orchestrator.registry.models import ModelRegistry
+from orchestrator.ml.score import score_partition
 from orchestrator.serving.capture import FolderCaptureWriter, StoreCaptureWriter
 from tests.support.tiny_models import (
     CATEGORICAL,
     NUMERIC,
-    build_model_folder,
+    registered_profiled_model,
     synthetic_frame,
 )
 
@@ -31,16 +27,7 @@ INPUTS = NUMERIC + CATEGORICAL
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A registered classifier with its reference profile, in a local store: (store, model folder, card)."""
-    root = tmp_path_factory.mktemp("drift-sources")
-    folder = build_model_folder(root / "model", "tiny", 1, rows=3000)
-    card = load_card(folder)
-    train, _ = synthetic_frame(3000, 0)
-    validation, _ = synthetic_frame(1000, 5)
-    profile = model_reference_profile(card, folder, train, validation, {"dep_hour": 0.3, "carrier": 0.1})
-    attach_reference_profile(folder, profile.to_dict(), {"min_rows": 300})
-    store = LocalStore(root / "store")
-    ModelRegistry(store).register(folder, "tiny")
-    return store, ModelRegistry(store).folder("tiny:1"), load_card(ModelRegistry(store).folder("tiny:1"))
+    return registered_profiled_model(tmp_path_factory.mktemp("drift-sources"))
 
 
 def captured_lines(folder, card, rows: pd.DataFrame, at: dt.datetime) -> bytes:

@@ -20,6 +20,7 @@ import yaml
 from orchestrator.errors import CloudError
 from orchestrator.openstack import connect
 
+TEST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test"
 CONTROL_PLANE_CLOUDS = Path(__file__).resolve().parents[2] / "devstack" / ".state" / "clouds.yaml"
 
 if "OS_CLIENT_CONFIG_FILE" not in os.environ and CONTROL_PLANE_CLOUDS.is_file():
@@ -114,3 +115,24 @@ def flights_dir(tmp_path, flights_data) -> Path:
     spec["model"]["tuning"]["space"] = {"learning_rate": [0.1, 0.2]}
     (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
+
+
+@pytest.fixture()
+def keypair(cloud):
+    """A Nova key pair of the test project (a fixed test public key), deleted afterwards."""
+    name = f"dataops-test-{uuid.uuid4().hex[:8]}"
+    cloud.compute.create_keypair(name=name, public_key=TEST_PUBLIC_KEY)
+    yield name
+    cloud.compute.delete_keypair(name, ignore_missing=True)
+
+
+@pytest.fixture()
+def openstack_cli() -> str:
+    """The plain `openstack` CLI (python-openstackclient with python-heatclient), for templates used without dataops."""
+    found = os.environ.get("OPENSTACK_CLI") or shutil.which("openstack")
+    fallback = Path("/var/cache/dataops-controlplane/venv/bin/openstack")
+    if not found and fallback.exists():
+        found = str(fallback)
+    if not found:
+        pytest.skip("no openstack CLI (python-openstackclient with python-heatclient)")
+    return found

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,17 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 TEMPLATES = Path(__file__).resolve().parents[3] / "heat_templates"
 FLAVOR = os.environ.get("DATAOPS_TEST_FLAVOR", "dataops.cpu.small")
 IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
-TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test"
 
-
-def _openstack_cli() -> str:
-    found = os.environ.get("OPENSTACK_CLI") or shutil.which("openstack")
-    fallback = "/var/cache/dataops-controlplane/venv/bin/openstack"
-    if not found and Path(fallback).exists():
-        found = fallback
-    if not found:
-        pytest.skip("no openstack CLI (python-openstackclient with python-heatclient)")
-    return found
 
 
 def _files(template: Path) -> dict[str, str]:
@@ -49,20 +38,12 @@ def test_the_template_validates_with_heat_itself(cloud, name):
     assert all(p.get("Description") for p in result["Parameters"].values())
 
 
-@pytest.fixture()
-def keypair(cloud):
-    name = f"dataops-test-{uuid.uuid4().hex[:8]}"
-    cloud.compute.create_keypair(name=name, public_key=TEST_KEY)
-    yield name
-    cloud.compute.delete_keypair(name, ignore_missing=True)
 
-
-def test_an_endpoint_stack_creates_and_deletes_with_the_plain_openstack_cli(cloud, keypair):
-    cli = _openstack_cli()
+def test_an_endpoint_stack_creates_and_deletes_with_the_plain_openstack_cli(cloud, keypair, openstack_cli):
     name = f"e{uuid.uuid4().hex[:8]}"
 
     def stack(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([cli, "stack", *args], capture_output=True, text=True, timeout=900)
+        return subprocess.run([openstack_cli, "stack", *args], capture_output=True, text=True, timeout=900)
 
     created = stack(
         "create", "--wait", "-f", "json", "-t", str(TEMPLATES / "inference.yaml"),

@@ -8,34 +8,15 @@ import pytest
 from orchestrator.errors import SpecError
 from orchestrator.monitoring.policy import DriftPolicy
 from orchestrator.pipeline.spec import load_pipeline
-from tests.conftest import write
-
-PIPELINE = """
-name: tiny
-sources:
-  events:
-    location: events.csv
-split:
-  by: hash
-  column: id
-  fractions: {train: 0.7, validation: 0.1, test: 0.1, serve: 0.1}
-"""
-
-
-def _pipeline(tmp_path, monitoring: str = ""):
-    return write(tmp_path / "pipeline.yaml", PIPELINE + monitoring)
-
-
-def _line(path, text: str) -> int:
-    return next(n for n, row in enumerate(path.read_text().splitlines(), 1) if text in row)
+from tests.support.monitored_pipeline import line_with, pipeline_with_monitoring
 
 
 def test_a_pipeline_without_a_monitoring_section_gets_the_default_policy(tmp_path):
-    assert load_pipeline(_pipeline(tmp_path)).spec.monitoring == DriftPolicy()
+    assert load_pipeline(pipeline_with_monitoring(tmp_path)).spec.monitoring == DriftPolicy()
 
 
 def test_the_monitoring_section_sets_thresholds_per_kind_and_per_column(tmp_path):
-    path = _pipeline(tmp_path, """
+    path = pipeline_with_monitoring(tmp_path, """
 monitoring:
   min_rows: 500
   top_features: 2
@@ -55,25 +36,25 @@ monitoring:
 
 
 def test_a_misspelt_monitoring_field_names_its_line_and_the_closest_field(tmp_path):
-    path = _pipeline(tmp_path, "monitoring:\n  min_row: 500\n")
+    path = pipeline_with_monitoring(tmp_path, "monitoring:\n  min_row: 500\n")
     with pytest.raises(SpecError) as caught:
         load_pipeline(path)
-    assert (f"{path}:{_line(path, 'min_row')}: unknown field 'monitoring.min_row' (did you mean 'min_rows'?)"
+    assert (f"{path}:{line_with(path, 'min_row')}: unknown field 'monitoring.min_row' (did you mean 'min_rows'?)"
             in str(caught.value))
 
 
 def test_a_misspelt_threshold_of_one_column_is_compared_with_the_column_overrides(tmp_path):
-    path = _pipeline(tmp_path, "monitoring:\n  columns:\n    amount: {psi_drfit: 0.2}\n")
+    path = pipeline_with_monitoring(tmp_path, "monitoring:\n  columns:\n    amount: {psi_drfit: 0.2}\n")
     with pytest.raises(SpecError) as caught:
         load_pipeline(path)
-    assert (f"{path}:{_line(path, 'psi_drfit')}: unknown field 'monitoring.columns.amount.psi_drfit' "
+    assert (f"{path}:{line_with(path, 'psi_drfit')}: unknown field 'monitoring.columns.amount.psi_drfit' "
             f"(did you mean 'psi_drift'?)") in str(caught.value)
 
 
 def test_an_out_of_range_monitoring_value_names_its_line_field_and_bound(tmp_path):
-    path = _pipeline(tmp_path, "monitoring:\n  drift_share: 1.5\n")
+    path = pipeline_with_monitoring(tmp_path, "monitoring:\n  drift_share: 1.5\n")
     with pytest.raises(SpecError) as caught:
         load_pipeline(path)
     message = str(caught.value)
-    assert f"{path}:{_line(path, 'drift_share')}: monitoring.drift_share:" in message
+    assert f"{path}:{line_with(path, 'drift_share')}: monitoring.drift_share:" in message
     assert "less than or equal to 1" in message

@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Write the chaos suite's table (docs/chaos.md) from the cases this session ran."""
+    from tests.support.chaos_table import write_table
+
+    write_table()
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """A real distributed cluster (scheduler + one worker process) on loopback."""

@@ -125,8 +125,13 @@ def tick_loop(store: str | None, every: str, runner: str | None, now: str | None
     def print_error(message: str) -> None:
         err.print(f"Error: tick failed, trying again at the next one: {message}", markup=False)
 
-    err.print(f"ticking every {every} until SIGTERM", markup=False)
-    summary = run_tick_loop(store, every, runner, on_tick=print_tick, on_error=print_error)
+    def print_start(summary) -> None:
+        err.print(f"ticking every {every} until SIGTERM as runner {summary.runner}", markup=False)
+        for lost in summary.recovered.lost if summary.recovered else ():
+            err.print(f"  taken over  {lost.schedule} {lost.slot} attempt {lost.attempt}: left running by an ended "
+                      f"process of this runner; the first tick resumes it", markup=False)
+
+    summary = run_tick_loop(store, every, runner, on_start=print_start, on_tick=print_tick, on_error=print_error)
     err.print(f"stopped by {summary.stopped_by} after {summary.ticks} tick(s) as runner {summary.runner}"
               + (f", {summary.failed_ticks} failed" if summary.failed_ticks else ""), markup=False)
     if summary.abandoned is not None:

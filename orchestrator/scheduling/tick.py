@@ -21,6 +21,7 @@ from orchestrator.errors import DataopsError, SpecError
 from orchestrator.scheduling.catchup import plan_slots
 from orchestrator.scheduling.cron import slots_between
 from orchestrator.scheduling.hooks import fire_failure_hook
+from orchestrator.scheduling.run_deadline import enforced_deadline, stop_after
 from orchestrator.scheduling.spec import Concurrency
 from orchestrator.scheduling.state import (
     DUE,
@@ -298,7 +299,19 @@ def _take_and_run(state: ScheduleState, schedule: Schedule, record: SlotRecord, 
         return SlotOutcome(schedule.name, iso(slot), "running", f"attempt {attempt} taken by another runner",
                            attempt=attempt)
     with _Heartbeat(state, lease, clock, heartbeat_s):
-        return _run_attempt(state, schedule, record, slot, lease, execute, clock, resumed)
+        return _run_attempt(state, schedule, record, slot, lease, _bounded(execute), clock, resumed)
+
+
+def _bounded(execute: Execute) -> Execute:
+    """``execute`` stopped at its schedule's run deadline (the timer covers the run only, not the records the tick
+    writes after it)."""
+    def run(schedule: Schedule, slot: datetime) -> ExecutionResult:
+        spec = schedule.spec
+        with enforced_deadline(stop_after(spec.run_deadline_s), f"{schedule.name} {iso(slot)} ran past its run "
+                               f"deadline of {spec.run_deadline} and was stopped"):
+            return execute(schedule, slot)
+
+    return run
 
 
 class _Heartbeat:

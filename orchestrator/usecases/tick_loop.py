@@ -49,6 +49,8 @@ class LoopSummary:
         failed_ticks: Ticks that raised (reported, then the loop went on).
         stopped_by: The signal that stopped it (``SIGTERM``...).
         abandoned: When a second signal abandoned a tick: the attempts recorded lost.
+        recovered: At the start of a loop with a stable ``--runner``: the attempts a previous process of that
+            runner left running (it was killed), recorded lost so that the first tick resumes them.
     """
 
     runner: str
@@ -56,6 +58,7 @@ class LoopSummary:
     failed_ticks: int = 0
     stopped_by: str | None = None
     abandoned: RunnerFailureReport | None = None
+    recovered: RunnerFailureReport | None = None
     signals: list[int] = field(default_factory=list)
 
     @property
@@ -103,6 +106,7 @@ def next_tick_at(now: float, every_s: float) -> float:
 
 
 def run_tick_loop(store: str | None = None, every: str = "60s", runner: str | None = None, *,
+                  on_start: Callable[[LoopSummary], None] | None = None,
                   on_tick: Callable[[TickReport], None] | None = None,
                   on_error: Callable[[str], None] | None = None,
                   on_event: StageEvent | None = None,
@@ -113,6 +117,7 @@ def run_tick_loop(store: str | None = None, every: str = "60s", runner: str | No
         store: Where the schedules are kept (else the ``store`` setting).
         every: The interval, a duration such as ``60s``; ticks fall on its multiples since the epoch.
         runner: The runner identity of every tick; default: host, process and a random part, fixed for the loop.
+        on_start: Told the summary once the loop has started (its runner, the attempts it took over).
         on_tick: Told each tick's report.
         on_error: Told the message of a tick that raised.
         on_event: Stage events of the pipeline runs.
@@ -127,6 +132,10 @@ def run_tick_loop(store: str | None = None, every: str = "60s", runner: str | No
     every_s = parse_duration(every, "--every")
     location = setting("store", store)
     summary = LoopSummary(runner or runner_identity())
+    if runner is not None:
+        summary.recovered = _recover_own_attempts(location, runner, on_error)
+    if on_start is not None:
+        on_start(summary)
     with _StopSignals(summary) as signals:
         try:
             while not signals.stop.wait(max(0.0, next_tick_at(wall_clock(), every_s) - wall_clock())):
@@ -145,6 +154,21 @@ def run_tick_loop(store: str | None = None, every: str = "60s", runner: str | No
                 open_store(location), summary.runner, datetime.now(UTC),
                 why=f"its loop was stopped by a second {exc} during the run", fire_hooks=False)
     return summary
+
+
+def _recover_own_attempts(location: str, runner: str,
+                          on_error: Callable[[str], None] | None) -> RunnerFailureReport | None:
+    """A loop given its runner identity is the only process of that identity (one per host, as a timer's tick
+    is): any attempt still running under it was left by a previous process that was killed (SIGKILL, the OOM
+    killer, a reboot), which a supervisor restarted. Recorded lost, with the failure hooks told, its slots are
+    resumed by the first tick instead of waiting for the lease to lapse."""
+    try:
+        return fail_runner_attempts(open_store(location), runner, datetime.now(UTC),
+                                    why="its process ended during the run; a new loop of the runner took over")
+    except Exception as exc:  # the store unreachable at start: the leases lapse on their own
+        if on_error is not None:
+            on_error(f"could not look for slots runner {runner} left running: {exc}")
+        return None
 
 
 def tick_failed(store: str | None, runner: str, environ: Mapping[str, str] | None = None,

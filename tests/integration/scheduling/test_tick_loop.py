@@ -5,6 +5,7 @@ which the next tick of another runner resumes at once; a tick that fails is repo
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from orchestrator.scheduling.state import ScheduleState
 from orchestrator.usecases.schedules import create_schedule
 from orchestrator.usecases.tick_loop import next_tick_at
 from tests.integration.pipeline.conftest import PIPELINE, make_shop
+from tests.support.chaos_table import record
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +33,9 @@ DATAOPS = [sys.executable, "-m", "orchestrator"]
 class Runner:
     """A schedule firing every minute on a tiny shop pipeline whose features stage waits while ``hold`` exists."""
 
-    def __init__(self, folder: Path, scheduler: str):
+    def __init__(self, folder: Path, scheduler: str, run_deadline: str = "10m"):
         self.folder, self.store = folder, str(folder / "store")
-        self.hold = folder / "hold"
+        self.hold, self.reached = folder / "hold", folder / "reached"  # the features stage waits / has started
         shop = folder / "shop"
         shop.mkdir()
         make_shop(shop, rows=200)
@@ -42,6 +44,7 @@ class Runner:
             from pathlib import Path
 
             def features(frame):
+                Path({str(self.reached)!r}).touch()
                 deadline = time.monotonic() + 60
                 while Path({str(self.hold)!r}).exists() and time.monotonic() < deadline:
                     time.sleep(0.1)
@@ -54,7 +57,7 @@ class Runner:
             name: every-minute
             pipeline: shop/pipeline.yaml
             cron: "* * * * *"
-            run_deadline: 10m
+            run_deadline: {run_deadline}
             scheduler: {scheduler}
         """).lstrip())
         # Kept as if created a moment before this minute began: its slot is due at the loop's first tick.
@@ -64,7 +67,7 @@ class Runner:
         self.state = ScheduleState(LocalStore(self.store), "every-minute")
 
     def loop(self, runner: str, store: str | None = None) -> subprocess.Popen:
-        self.log = open(self.folder / f"{runner}.log", "w+")
+        self.log = open(self.folder / f"{runner}-{time.monotonic_ns()}.log", "w+")
         return subprocess.Popen([*DATAOPS, "schedule", "tick", "--loop", "--every", "2s", "--store",
                                  store or self.store, "--runner", runner], start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=self.log)
@@ -75,13 +78,17 @@ class Runner:
 
     def running_slot(self, process: subprocess.Popen, timeout: float = 75):
         """Wait until the loop has started a slot's run; return that slot's record."""
+        return self.slot_with(process, "started", timeout)
+
+    def slot_with(self, process: subprocess.Popen, status: str, timeout: float = 75):
+        """Wait until a slot's record has ``status``; return that record."""
         deadline = time.monotonic() + timeout
         while True:
-            started = [record for record in self.state.history() if record.status == "started"]
-            if started:
-                return started[0]
+            found = [record for record in self.state.history() if record.status == status]
+            if found:
+                return found[0]
             assert process.poll() is None, f"the loop exited {process.returncode}: {self.output()}"
-            assert time.monotonic() < deadline, f"no slot started within {timeout:.0f}s: {self.output()}"
+            assert time.monotonic() < deadline, f"no slot {status} within {timeout:.0f}s: {self.output()}"
             time.sleep(0.05)
 
 
@@ -149,6 +156,78 @@ def test_a_second_sigterm_abandons_the_slot_which_the_next_tick_of_another_runne
     record = runner.state.record(datetime.fromisoformat(slot))
     assert record.status == "succeeded"
     assert [(a["runner"], a["outcome"]) for a in record.attempts] == [("loop-2", "lost"), ("other", "succeeded")]
+
+
+def test_a_run_hanging_past_its_run_deadline_is_stopped_recorded_failed_and_the_loop_goes_on(tmp_path, dask_client):
+    runner = Runner(tmp_path, dask_client.scheduler.address, run_deadline="6s")
+    runner.hold.write_text("")  # the features stage waits for it: the run hangs
+    process = runner.loop("loop-deadline")
+    try:
+        failed = runner.slot_with(process, "failed", timeout=90)
+        runner.hold.unlink()  # the task still waiting on the shared cluster ends too
+        (attempt,) = failed.attempts
+        assert attempt["outcome"] == "failed" and "ran past its run deadline of 6s and was stopped" in attempt["error"]
+        started, finished = (datetime.fromisoformat(attempt[key]) for key in ("started_at", "finished_at"))
+        assert timedelta(seconds=4) <= finished - started < timedelta(seconds=30)  # times are kept to the second
+        time.sleep(2.5)  # at least one more tick
+        assert process.poll() is None, "the loop goes on after a run stopped at its deadline"
+        process.send_signal(signal.SIGTERM)
+        assert stop(process) == 0, runner.output()
+        assert re.search(r"stopped by SIGTERM after [2-9]\d* tick\(s\)", runner.output()), runner.output()
+    finally:
+        runner.hold.unlink(missing_ok=True)
+        if process.poll() is None:
+            process.kill()
+        runner.log.close()
+
+
+@pytest.mark.chaos
+def test_a_loop_killed_during_a_run_and_restarted_as_the_same_runner_resumes_the_slot_at_its_first_tick(
+        tmp_path, dask_client):
+    """SIGKILL of the whole loop (as the OOM killer or a power cut would) while a slot runs, then the supervisor's
+    restart under the same ``--runner``: the slot resumes at once, from the stage cache, with one history record."""
+    tries, outcomes = 3, {"resumed at the first tick, one record": 0}
+    for attempt_number in range(tries):
+        (tmp_path / f"try-{attempt_number}").mkdir()
+        runner = Runner(tmp_path / f"try-{attempt_number}", dask_client.scheduler.address)
+        runner.hold.write_text("")
+        process = runner.loop("host-a")
+        slot = runner.running_slot(process).slot
+        deadline = time.monotonic() + 60
+        while not runner.reached.exists():  # killed in its features stage, once ingest and blend are done
+            assert time.monotonic() < deadline and process.poll() is None, runner.output()
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+        runner.hold.unlink()
+        restarted = runner.loop("host-a")
+        try:
+            done = runner.slot_with(restarted, "succeeded", timeout=90)
+            restarted.send_signal(signal.SIGTERM)
+            assert stop(restarted) == 0, runner.output()
+        finally:
+            if restarted.poll() is None:
+                restarted.kill()
+        assert done.slot == slot
+        assert f"taken over  every-minute {slot} attempt 1" in runner.output()
+        records = [record for record in runner.state.history() if record.slot == slot]
+        assert len(records) == 1, "one history record for the slot, however many attempts"
+        assert [(a["runner"], a["outcome"]) for a in records[0].attempts] == [("host-a", "lost"),
+                                                                             ("host-a", "succeeded")]
+        assert records[0].attempts[1].get("resumed") is True
+        store = LocalStore(runner.store)
+        (run,) = [load_record(store, run_id) for run_id in list_run_ids(store)
+                  if load_record(store, run_id)["status"] == "succeeded"]
+        assert run["stages"]["ingest.events"]["status"] == "cached", "the killed attempt's stages are not redone"
+        runner.log.close()
+        outcomes["resumed at the first tick, one record"] += 1
+    record(
+        "schedule-runner-loop-killed-during-a-run", component="schedule runner",
+        fault="SIGKILL of `schedule tick --loop` (and its children) while a slot runs, then a restart as the "
+              "same runner",
+        must_hold="the slot resumes at the restarted loop's first tick, from the stage cache, with one history "
+                  "record (attempts: lost, succeeded)",
+        tries=tries, held=outcomes["resumed at the first tick, one record"], outcomes=outcomes)
 
 
 def test_a_failing_tick_is_reported_and_the_loop_goes_on_until_sigterm(tmp_path):

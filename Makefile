@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-netns bench install clean controlplane-down
+.PHONY: demo test test-netns bench install clean controlplane-down schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test-netns: $(STAMP)
 
 controlplane-down:
 	devstack/controlplane.sh down
+
+# The pipeline file's JSON Schema and reference page in docs/, generated from its pydantic models: run after changing
+# them (a unit test fails while the committed copies differ).
+schema: $(STAMP)
+	$(BIN)/dataops schema pipeline --output docs/pipeline.schema.json
+	$(BIN)/dataops schema pipeline --format markdown --output docs/pipeline-reference.md
 
 # Each benchmark prints medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)

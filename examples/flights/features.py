@@ -2,7 +2,12 @@
 
 import pandas as pd
 
+from orchestrator.pipeline.declare import columns
 
+
+# Declared, so that a misspelt feature, target or split column is reported before any stage runs.
+@columns(adds={"route": "string", "dep_weekday": "float64", "dep_hour": "float64", "plane_age": "float64",
+               "late": "int64"})
 def add_features(flights: pd.DataFrame) -> pd.DataFrame:
     """Route, departure weekday, plane age and the label: arrival more than 15 minutes late."""
     out = flights.copy()

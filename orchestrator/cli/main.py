@@ -47,7 +47,7 @@ def version() -> None:
 def _register_groups() -> None:
     from orchestrator.cli import schedule as schedule_commands
     from orchestrator.cli import artifacts, cluster, deploy, drift, experiment, model, predict, run, serve
-    from orchestrator.cli import watch
+    from orchestrator.cli import schema, watch
 
     run.register(app)
     model.register(app)
@@ -60,6 +60,7 @@ def _register_groups() -> None:
     drift.register(app)
     experiment.register(app)
     watch.register(app)
+    schema.register(app)
 
 
 _register_groups()

@@ -95,7 +95,9 @@ class GridSpec(_Strict):
     """A whole grid file."""
 
     name: str | None = Field(None, description="A name for the experiment, shown by `experiment list`.")
-    parameters: dict[str, Annotated[Values, BeforeValidator(_values)]] = Field(
+    # What a file writes (a list, or one distribution), for the JSON Schema; `_values` turns it into `Values`.
+    parameters: dict[str, Annotated[Values, BeforeValidator(
+        _values, json_schema_input_type=list[Any] | dict[Literal[DISTRIBUTIONS], list[Any]])]] = Field(
         min_length=1, description="A dotted path into the pipeline file -> a list of values, or a distribution."
     )
     sample: Sample | None = Field(None, description="Draw this many random points instead of the full grid.")

@@ -44,13 +44,13 @@ class CategoricalThresholds(_Strict):
 class ColumnThresholds(_Strict):
     """Overrides for one column (only the fields given change)."""
 
-    psi_warn: float | None = Field(None, ge=0)
-    psi_drift: float | None = Field(None, ge=0)
-    wasserstein_drift: float | None = Field(None, ge=0)
-    js_drift: float | None = Field(None, ge=0, le=1)
-    linf_drift: float | None = Field(None, ge=0, le=1)
-    unseen_drift: float | None = Field(None, ge=0, le=1)
-    missing_drift: float | None = Field(None, ge=0, le=1)
+    psi_warn: float | None = Field(None, ge=0, description="This column's `numeric.psi_warn`.")
+    psi_drift: float | None = Field(None, ge=0, description="This column's `numeric.psi_drift`.")
+    wasserstein_drift: float | None = Field(None, ge=0, description="This column's `numeric.wasserstein_drift`.")
+    js_drift: float | None = Field(None, ge=0, le=1, description="This column's `categorical.js_drift`.")
+    linf_drift: float | None = Field(None, ge=0, le=1, description="This column's `categorical.linf_drift`.")
+    unseen_drift: float | None = Field(None, ge=0, le=1, description="This column's `categorical.unseen_drift`.")
+    missing_drift: float | None = Field(None, ge=0, le=1, description="This column's `missing_drift`.")
     ignore: bool = Field(False, description="Report the column, never let it decide.")
 
 

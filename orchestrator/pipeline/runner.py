@@ -22,6 +22,7 @@ from orchestrator.artifacts.store import MANIFEST, ArtifactStore, manifest_diges
 from orchestrator.errors import DataopsError, StageFailed, ValidationFailed
 from orchestrator.pipeline import sources as source_io
 from orchestrator.pipeline.cache import STAGE_META, cache_location, stage_key
+from orchestrator.pipeline.column_check import check_pipeline_columns
 from orchestrator.pipeline.context import StageContext
 from orchestrator.pipeline.graph import Stage, build_graph
 from orchestrator.pipeline.isolation import PartitionView
@@ -109,6 +110,8 @@ def run_pipeline(
     try:
         graph = build_graph(pipeline)
         source_inputs = _source_inputs(pipeline, store, graph)
+        check_pipeline_columns(pipeline, {name: source_io.read_source(pipeline.spec.sources[name], files.paths)._meta
+                                          for name, files in source_inputs.items()})
         for stage in graph:
             inputs = cache_inputs(stage, keys, source_inputs)
             key = stage_key(stage.name, stage.config, stage.code, inputs)
@@ -194,7 +197,7 @@ def _source_inputs(pipeline: LoadedPipeline, store: ArtifactStore, graph: list[S
     for name, source in pipeline.spec.sources.items():
         if name not in read:
             continue
-        files = source_io.resolve_files(source, pipeline.base_dir, store)
+        files = source_io.resolve_files(source, pipeline.base_dir, store, name)
         sha256s = source_io.file_sha256s(files, store)
         found[name] = SourceFiles(files, sha256s, source_io.fingerprint_files(files, sha256s))
     return found

@@ -17,6 +17,7 @@ from orchestrator.artifacts.store import CHUNK, ArtifactStore, sha256_of_file
 from orchestrator.atomic import atomic_file, write_atomically
 from orchestrator.errors import SourceError
 from orchestrator.pipeline.spec import Source
+from orchestrator.pipeline.web_api_snapshots import web_api_snapshot
 
 # Big enough to keep per-task overhead small, small enough that two workers share the work.
 BLOCKSIZE = "64MB"
@@ -24,12 +25,22 @@ COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 _TYPED_READ = {"int": "string", "float": "string", "bool": "string", "datetime": "string", "string": "string"}
 
 
-def resolve_files(source: Source, base_dir: Path, store: ArtifactStore) -> list[Path]:
-    """Local files holding the source's data, downloading remote ones into the store's download cache.
+def resolve_files(source: Source, base_dir: Path, store: ArtifactStore, name: str | None = None) -> list[Path]:
+    """Local files holding the source's data, downloading remote ones into the store's download cache; a
+    ``web_api`` source's is its snapshot (``orchestrator.pipeline.web_api_snapshots``), fetched when due.
+
+    Args:
+        source: the source's spec.
+        base_dir: the pipeline file's folder, which relative paths start from.
+        store: the artifact store (its download cache, and a web API's snapshots).
+        name: the source's name, for messages.
 
     Raises:
-        SourceError: nothing at the location, or the download failed.
+        SourceError: nothing at the location, or the download or the fetch failed.
     """
+    if source.web_api is not None:
+        return [web_api_snapshot(source.web_api, name or source.web_api.url, base_dir, store,
+                                 local_folder(store, "web_api"))]
     parsed = urlparse(source.location)
     if parsed.scheme in ("http", "https"):
         return [_download(source.location, store)]
@@ -141,4 +152,4 @@ def read_source(source: Source, files: list[Path], locations: list[str] | None =
         frame = dd.read_json(paths, lines=True, dtype=False, **options)
         return frame[source.columns] if source.columns else frame
     except (ValueError, OSError, KeyError) as exc:
-        raise SourceError(f"source {source.location!r}: cannot read as {fmt}: {exc}") from exc
+        raise SourceError(f"source {source.origin!r}: cannot read as {fmt}: {exc}") from exc

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zoneinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.ml.spec import ModelSpec
 from orchestrator.monitoring.policy import DriftPolicy
+from orchestrator.pipeline.web_api_spec import WebApi
 from orchestrator.yaml_files import line_of, read_mapping, spec_error, suggest
 
 PARTITIONS = ("train", "validation", "test", "serve")
@@ -30,6 +34,8 @@ class _Strict(BaseModel):
 
 
 ColumnType = Literal["int", "float", "string", "bool", "datetime"]
+# Named ways of writing a datetime, besides a strftime format.
+DATETIME_FORMATS = ("iso8601", "unix_s", "unix_ms")
 
 
 class ColumnRule(_Strict):
@@ -40,6 +46,49 @@ class ColumnRule(_Strict):
     min: float | None = Field(None, description="Smallest allowed value (numeric columns).")
     max: float | None = Field(None, description="Largest allowed value (numeric columns).")
     allowed: list[Any] | None = Field(None, description="The only values allowed.")
+    format: str | None = Field(
+        None, description="type: datetime. How the values are written: a strftime format such as '%d/%m/%Y %H:%M', "
+                          "or unix_s, unix_ms (seconds or milliseconds since 1970 UTC) or iso8601 (the default).")
+    timezone: str | None = Field(
+        None, description="type: datetime. The IANA zone (Europe/Berlin) of values written without an offset "
+                          "(default UTC); every datetime column ends up in UTC.")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is None or value in DATETIME_FORMATS:
+            return value
+        if "%" not in value:
+            raise ValueError(f"expected a strftime format such as '%d/%m/%Y %H:%M' or one of "
+                             f"{', '.join(DATETIME_FORMATS)}, got {value!r}{suggest(value, DATETIME_FORMATS)}")
+        try:  # a format that cannot read back what it writes has a directive strptime does not know
+            sample = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)  # aware: %z and %Z write something
+            datetime.strptime(sample.strftime(value), value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a strftime format that can be read back ({exc})") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}{suggest(value, zoneinfo.available_timezones())}; "
+                                 f"expected an IANA name such as Europe/Berlin or America/New_York") from None
+        return value
+
+    @model_validator(mode="after")
+    def _datetime_only(self) -> "ColumnRule":
+        given = [name for name in ("format", "timezone") if getattr(self, name) is not None]
+        if given and self.type != "datetime":
+            raise ValueError(f"{' and '.join(f'`{name}`' for name in given)} appl{'y' if len(given) > 1 else 'ies'} "
+                             f"to `type: datetime` columns only; this column is "
+                             f"{'type: ' + self.type if self.type else 'untyped'}")
+        if self.timezone and self.format in ("unix_s", "unix_ms"):
+            raise ValueError(f"a {self.format} value is an instant in UTC: a timezone does not apply to it")
+        return self
 
 
 class Validation(_Strict):
@@ -49,6 +98,96 @@ class Validation(_Strict):
     max_bad_fraction: float = Field(
         0.05, ge=0, le=1, description="Fail the run when more than this fraction of rows breaks a rule."
     )
+
+
+WindowStat = Literal["mean", "sum", "min", "max", "count"]
+
+
+class Rolling(_Strict):
+    """One rolling aggregate of a column over each row's past in its entity: the ``rows`` rows before the row, or the
+    rows of the time ``window`` before its time. Columns ``<column>_<stat>_<N>r`` or ``<column>_<stat>_<window>``."""
+
+    column: str = Field(description="The numeric column aggregated.")
+    stats: list[WindowStat] = Field(
+        min_length=1, description="What is computed over the window: mean, sum, min, max (of the values present; "
+                                  "missing when there are none) and count (of the values present).")
+    rows: PositiveInt | None = Field(None, description="The N rows of the entity before the row (never the row).")
+    window: str | None = Field(None, description="A time window before the row's time, such as 7d or 12h.")
+    closed: Literal["left", "both"] | None = Field(
+        None, description="With `window`. left (the default): [time - window, time), rows strictly earlier than the "
+                          "row; both: [time - window, time], rows at the row's own time too, the row itself included.")
+
+    @field_validator("window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value, "a rolling window")
+        return value
+
+    @model_validator(mode="after")
+    def _rows_or_window(self) -> "Rolling":
+        if (self.rows is None) == (self.window is None):
+            raise ValueError("a rolling aggregate covers either `rows: N` (the N rows before each row) or a time "
+                             "`window` (such as 7d), one of the two")
+        if self.closed is not None and self.window is None:
+            raise ValueError("`closed` applies to a time `window`; `rows: N` always covers the N rows before the row")
+        if len(set(self.stats)) != len(self.stats):
+            raise ValueError(f"stats {self.stats} name a statistic twice")
+        return self
+
+    @property
+    def window_seconds(self) -> float | None:
+        """The time window in seconds (None for a rows window)."""
+        return parse_duration(self.window, "a rolling window") if self.window else None
+
+    def output_columns(self) -> list[str]:
+        """The columns this aggregate adds, one per statistic."""
+        span = f"{self.rows}r" if self.rows else self.window
+        return [f"{self.column}_{stat}_{span}" for stat in self.stats]
+
+
+class Window(_Strict):
+    """Lags and rolling aggregates of each entity's past, rows ordered by time: a row's features read only rows
+    before it (earlier in time, or at its time but arrived before it), never a later one."""
+
+    by: list[str] = Field(default_factory=list, description="Entity key column(s); none: all rows are one series.")
+    order: str = Field(description="The time column rows are ordered by; rows at the same time keep their order.")
+    lag: dict[str, list[PositiveInt]] = Field(
+        default_factory=dict, description="Per column, how many rows back: {dep_delay: [1, 2]} adds dep_delay_lag1 "
+                                          "and dep_delay_lag2.")
+    rolling: list[Rolling] = Field(default_factory=list, description="Rolling aggregates over each row's past.")
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _one_key(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("lag", mode="before")
+    @classmethod
+    def _one_lag(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {column: [lags] if isinstance(lags, int) else lags for column, lags in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _adds_columns(self) -> "Window":
+        if not self.lag and not self.rolling:
+            raise ValueError("a window step adds `lag` columns, `rolling` aggregates or both; this one adds none")
+        names = self.output_columns()
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"the window step names the column(s) {twice} twice")
+        return self
+
+    def output_columns(self) -> list[str]:
+        """The columns the step adds, in order: ``<column>_lag<k>`` per lag, then each aggregate's columns."""
+        lags = [f"{column}_lag{k}" for column, ks in self.lag.items() for k in ks]
+        return lags + [name for rolling in self.rolling for name in rolling.output_columns()]
+
+    def input_columns(self) -> list[str]:
+        """The columns the step reads: keys, time, lagged and aggregated columns, each once."""
+        named = [*self.by, self.order, *self.lag, *(rolling.column for rolling in self.rolling)]
+        return list(dict.fromkeys(named))
 
 
 class Step(_Strict):
@@ -64,6 +203,8 @@ class Step(_Strict):
     function: str | None = Field(
         None, description="A function `module:function` taking and returning a pandas DataFrame, applied per partition."
     )
+    window: Window | None = Field(
+        None, description="Lags and rolling aggregates of each entity's past, ordered by time (never its future).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Step":
@@ -89,9 +230,17 @@ class Step(_Strict):
 class Source(_Strict):
     """One input: where it lives, how to read it, what its rows must satisfy and how to clean them."""
 
-    location: str = Field(
-        description="Local path (relative to the pipeline file), http(s):// URL, file:// or swift:// artifact URL."
+    # Editors reading the JSON Schema ask for exactly one of the two.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["location"]}, {"required": ["web_api"]}]})
+
+    location: str | None = Field(
+        None,
+        description="Local path (relative to the pipeline file), http(s):// URL, file:// or swift:// artifact URL "
+                    "(or `web_api`).",
     )
+    web_api: WebApi | None = Field(
+        None, description="JSON records fetched from a web API, page by page, snapshotted in the store (or "
+                          "`location`).")
     format: Literal["csv", "parquet", "jsonl"] | None = Field(
         None, description="File format; inferred from the extension when omitted."
     )
@@ -100,8 +249,39 @@ class Source(_Strict):
     validation: Validation | None = Field(None, description="Row rules; failing rows are quarantined.")
     steps: list[Step] = Field(default_factory=list, description="Cleaning steps, in order, after validation.")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _location_or_web_api(cls, data: Any, handler) -> "Source":
+        # Without `web_api`, `location` is required: said as pydantic says it of any missing field, beside the
+        # source's other mistakes (a misspelt `locaton` gets both lines).
+        if not isinstance(data, dict) or data.get("location") is not None or data.get("web_api") is not None:
+            return handler(data)
+        errors = []
+        try:
+            handler(data)
+        except ValidationError as exc:
+            errors = [InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"],
+                                       **({"ctx": e["ctx"]} if "ctx" in e else {})) for e in exc.errors()]
+        missing = InitErrorDetails(type="missing", loc=("location",), input=data)
+        raise ValidationError.from_exception_data(cls.__name__, [*errors, missing])
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "Source":
+        if self.location is not None and self.web_api is not None:
+            raise ValueError("a source reads files (`location`) or a web API (`web_api`), not both")
+        if self.web_api is not None and self.format not in (None, "jsonl"):
+            raise ValueError("a `web_api` source is read as JSON records: leave `format` out")
+        return self
+
+    @property
+    def origin(self) -> str:
+        """Where the source's data comes from, for messages: its location or its web API's URL."""
+        return self.location if self.location is not None else self.web_api.url
+
     @property
     def resolved_format(self) -> str:
+        if self.web_api is not None:
+            return "jsonl"  # its snapshot's format
         if self.format:
             return self.format
         name = self.location.lower().split("?")[0]

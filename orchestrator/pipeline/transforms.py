@@ -1,4 +1,4 @@
-"""Preparation steps (filter, derive, drop_nulls, ..., user functions) applied lazily to Dask DataFrames."""
+"""Preparation steps (filter, derive, drop_nulls, ..., window, user functions) applied lazily to Dask DataFrames."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import pandas as pd
 
 from orchestrator.errors import SpecError, StageFailed
 from orchestrator.pipeline.code_fingerprint import function_fingerprint
+from orchestrator.pipeline.declare import check_declaration
 from orchestrator.pipeline.spec import Step
+from orchestrator.pipeline.windows import add_window_features
 from orchestrator.yaml_files import suggest
 
 
@@ -169,9 +171,15 @@ def apply_step(frame: dd.DataFrame, step: Step, base_dir: Path, where: str) -> d
         return frame.rename(columns=value)
     if kind == "keep":
         return frame[value]
+    if kind == "window":
+        return add_window_features(frame, value, where)
     # Shipped by value: workers (local or on a remote cluster) need not have the pipeline's folder on their path.
-    payload = cloudpickle.dumps(load_function(value, base_dir))
-    return frame.map_partitions(_call_user, payload, value, meta=_meta_of(frame, _call_user, payload, value))
+    function = load_function(value, base_dir)
+    payload = cloudpickle.dumps(function)
+    meta = _meta_of(frame, _call_user, payload, value)
+    if broken := check_declaration(function, value, frame.columns, meta.columns):
+        raise SpecError(f"{where}: {broken}")
+    return frame.map_partitions(_call_user, payload, value, meta=meta)
 
 
 def _check_columns(frame: dd.DataFrame, step: Step, where: str) -> None:

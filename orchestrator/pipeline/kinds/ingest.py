@@ -8,6 +8,7 @@ from orchestrator.pipeline.context import DATA, StageContext
 from orchestrator.pipeline.stage_kinds import StageKind, StageSite, Writes, register_stage_kind
 from orchestrator.pipeline.transforms import apply_steps, code_version
 from orchestrator.pipeline.validate import REASON, check_partition
+from orchestrator.pipeline.web_api_spec import WebApi
 
 QUARANTINE = "quarantine"
 
@@ -26,7 +27,7 @@ def ingest(ctx: StageContext) -> dict:
     missing = [c for c in rules if c not in frame.columns]
     if missing:
         raise SourceError(
-            f"source {source_name!r} ({source.location}): validation names columns {missing} that the data does not "
+            f"source {source_name!r} ({source.origin}): validation names columns {missing} that the data does not "
             f"have; its columns are {list(frame.columns)}"
         )
     if rules:
@@ -53,7 +54,9 @@ def ingest(ctx: StageContext) -> dict:
 
 
 def _config(site: StageSite) -> dict:
-    return site.source_spec.model_dump(mode="json")
+    # How a web API is fetched (its token's origin, pace, patience, refresh) changes no record: its snapshot's
+    # fingerprint, among the inputs, stands for what it yielded.
+    return site.source_spec.model_dump(mode="json", exclude={"web_api": set(WebApi.FETCH_ONLY)})
 
 
 def _code(site: StageSite) -> str:

@@ -46,6 +46,18 @@ def test_a_pipeline_file_with_a_typo_exits_2_with_file_line_and_suggestion(shop,
     assert "unknown field 'split.boundaires' (did you mean 'boundaries'?)" in result.stderr
 
 
+def test_a_misspelt_column_fails_the_run_before_any_stage_runs_with_file_line_and_suggestion(shop, tmp_path):
+    path = shop()
+    path.write_text(path.read_text().replace('  - derive: {big: "amount > 100"}', '  - derive: {big: "amout > 100"}'))
+    store = tmp_path / "s"
+    result = CliRunner().invoke(app, ["run", str(path), "--store", str(store)])
+    assert result.exit_code == 2, result.output
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "amout" in text)
+    assert (f"Error: {path}:{line}: field 'features[0].derive.big': unknown column 'amout' (did you mean 'amount'?)"
+            in result.stderr)
+    assert not (store / "cache").exists(), "no stage ran"
+
+
 def test_showing_an_unknown_run_says_which_runs_exist(tmp_path):
     result = CliRunner().invoke(app, ["runs", "show", "nope", "--store", str(tmp_path / "s")])
     assert result.exit_code == 8

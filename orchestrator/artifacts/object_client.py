@@ -4,8 +4,15 @@ It runs over a ``Transport``: with the store's credentials (a keystoneauth sessi
 or with signed URLs alone (``SignedURLTransport``: the standard library only, for Dask workers and inference nodes,
 which hold no credentials and no openstacksdk).
 
-* Retries: a 5xx answer or a dropped connection is tried again, with exponential backoff; any other answer not in
-  the caller's ``ok`` statuses is final. A request body comes from a factory, since a stream cannot be replayed.
+* Retries: a 5xx answer, a dropped connection or a request that timed out is tried again (``RETRIES`` attempts in
+  all), after a pause that doubles from ``backoff_s`` with random jitter (so clients that failed together do not
+  come back together), never shorter than the server's ``Retry-After`` nor longer than ``MAX_PAUSE_S``; any other
+  answer not in the caller's ``ok`` statuses is final. A request body comes from a factory, since a stream cannot be
+  replayed. Every request Swift serves is idempotent as the store uses it (whole-object PUTs, DELETEs that accept
+  404, create-only PUTs that recognise their own object), so retrying one whose answer was lost is safe.
+* Reads by Dask's readers go through fsspec's HTTP filesystem (aiohttp), which retries nothing and waits five
+  minutes for a stalled answer: ``signed_read_session_options`` gives those GETs and HEADs the same policy and
+  deadlines (``retry_signed_reads``, an aiohttp client middleware).
 * Checksums: every upload sends its MD5 as ``ETag`` (Swift refuses a body that does not match, with 422, which is
   retried: the body was damaged on the way) and its sha256 in ``SHA256_HEADER``; the ETag Swift answers must be the
   MD5 that was sent.
@@ -13,7 +20,10 @@ which hold no credentials and no openstacksdk).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import http.client
+import random
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +36,11 @@ from orchestrator.errors import ArtifactError, CloudError
 SHA256_HEADER = "X-Object-Meta-Sha256"
 RETRIES = 5
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# The longest pause between two attempts, Retry-After included: a longer outage fails with a clear error instead.
+MAX_PAUSE_S = 30.0
+# Deadlines of reads through signed URLs by aiohttp: to connect, and between two pieces of an answer.
+SIGNED_READ_CONNECT_S = 10.0
+SIGNED_READ_SILENCE_S = 60.0
 # 422: Swift found that the body it received does not match the ETag sent; the bytes were damaged on the way.
 UPLOAD_RETRY_STATUSES = RETRY_STATUSES | {422}
 
@@ -48,7 +63,8 @@ class Reply(Protocol):
 
 class Transport(Protocol):
     """Sends one request and returns the answer, whatever its status; raises one of ``dropped`` when no answer came
-    (worth another try)."""
+    (worth another try). A reply's ``read`` and ``iter_chunks`` raise one of ``dropped`` too when the body breaks off
+    or stalls."""
 
     dropped: tuple[type[BaseException], ...]
 
@@ -82,6 +98,7 @@ class ObjectClient:
         self.transport = transport
         self.retries = retries
         self.backoff_s = backoff_s
+        self.retried = 0  # attempts made again, all callers together: how much the policy had to do
 
     def request(
         self,
@@ -105,27 +122,41 @@ class ObjectClient:
         where = f"{method} {url.split('?', 1)[0]}"
         for attempt in range(1, self.retries + 1):
             body = data_factory() if data_factory is not None else data
+            retry_after = None
             try:
                 reply = self.transport.send(method, url, headers=dict(headers or {}), params=params, data=body,
                                             stream=stream)
             except self.transport.dropped as exc:
-                failure = f"{type(exc).__name__}: {exc}"
+                failure = describe_failure(exc)
             else:
                 if reply.status in ok:
                     return reply
+                retry_after = _seconds(reply.headers.get("Retry-After"))
                 text = _start_of(reply)
                 if reply.status not in retry_statuses:
                     raise CloudError(f"Swift {where} answered {reply.status}: {text}")
                 failure = f"HTTP {reply.status}"
             if attempt == self.retries:
                 raise CloudError(f"Swift {where} failed {self.retries} times, last: {failure}")
-            self.pause(attempt)
+            self.pause(attempt, retry_after)
         raise AssertionError("unreachable")
 
-    def pause(self, attempt: int) -> None:
+    def pause(self, attempt: int, retry_after: float | None = None) -> None:
         """Wait before attempt ``attempt + 1``: the backoff every retry of this client follows (requests, and
-        downloads that drop mid-body)."""
-        time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        downloads that drop mid-body).
+
+        Args:
+            attempt: the attempt that failed (1 for the first).
+            retry_after: the seconds the server asked for (``Retry-After``), if it did.
+        """
+        self.retried += 1
+        time.sleep(self.pause_s(attempt, retry_after))
+
+    def pause_s(self, attempt: int, retry_after: float | None = None) -> float:
+        """The pause after attempt ``attempt``: between half and all of ``backoff_s * 2**(attempt-1)``, at least
+        ``retry_after``, at most ``MAX_PAUSE_S``."""
+        backoff = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+        return min(max(backoff, retry_after or 0.0), MAX_PAUSE_S)
 
     def put_checked(self, url: str, data_factory: Callable[[], object], sha256: str | None, md5: str,
                     headers: dict | None = None) -> Reply:
@@ -148,6 +179,24 @@ class ObjectClient:
         return sha256, len(data)
 
 
+def describe_failure(exc: BaseException) -> str:
+    """A dropped request's failure in words, for messages: what kind of fault, then the low-level reason."""
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException) else exc
+    if isinstance(cause, TimeoutError):
+        return f"timed out: {cause}" if str(cause) else "timed out"
+    if isinstance(cause, (ConnectionError, http.client.HTTPException)):
+        return f"connection dropped: {cause}" if str(cause) else "connection dropped"
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the HTTP-date form, which Swift does not send, is ignored)."""
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
+
 def _start_of(reply: Reply) -> str:
     try:
         return reply.read()[:200].decode(errors="replace").strip()
@@ -155,6 +204,67 @@ def _start_of(reply: Reply) -> str:
         return ""
     finally:
         reply.close()
+
+
+def signed_read_session_options(silence_s: float = SIGNED_READ_SILENCE_S) -> dict:
+    """Options of an aiohttp ``ClientSession`` (fsspec's ``client_kwargs``) reading through signed URLs: the retry
+    middleware, and deadlines instead of aiohttp's five minutes for the whole request.
+
+    Args:
+        silence_s: seconds an answer may stay silent before the read is given up and tried again.
+    """
+    import aiohttp  # the workers' HTTP client; only readers through fsspec load it
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=SIGNED_READ_CONNECT_S, sock_read=silence_s)
+    return {"middlewares": (retry_signed_reads,), "timeout": timeout}
+
+
+async def retry_signed_reads(request, handler):
+    """An aiohttp client middleware (``ClientSession(middlewares=(retry_signed_reads,))``): GETs and HEADs through
+    signed URLs retried as ``ObjectClient.request`` retries, their bodies read whole within the retry so that one
+    breaking off is fetched again, and checked against the length the answer announced (``Content-Range`` for a
+    range read). Other methods pass through untouched.
+
+    Raises:
+        CloudError: the read failed every attempt; the message names the URL without its query (the signature).
+    """
+    import aiohttp  # the workers' HTTP client; only readers through fsspec load it
+
+    if request.method not in ("GET", "HEAD"):
+        return await handler(request)
+    policy = ObjectClient(SignedURLTransport())
+    where = f"{request.method} {request.url.with_query(None)}"
+    for attempt in range(1, policy.retries + 1):
+        retry_after = None
+        try:
+            response = await handler(request)
+            if response.status not in RETRY_STATUSES:
+                if request.method == "GET" and response.status < 300:
+                    body = await response.read()
+                    expected = _announced_length(response.headers)
+                    if expected is not None and len(body) != expected:
+                        raise aiohttp.ClientPayloadError(f"{len(body)} bytes of the {expected} announced")
+                return response
+            retry_after = _seconds(response.headers.get("Retry-After"))
+            failure = f"HTTP {response.status}"
+            response.release()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            failure = describe_failure(exc if isinstance(exc, asyncio.TimeoutError) else ConnectionError(str(exc)))
+        if attempt == policy.retries:
+            raise CloudError(f"Swift {where} failed {policy.retries} times, last: {failure}")
+        await asyncio.sleep(policy.pause_s(attempt, retry_after))
+    raise AssertionError("unreachable")
+
+
+def _announced_length(headers: Mapping[str, str]) -> int | None:
+    """The body length an answer announces: its Content-Range span, else its Content-Length."""
+    span = headers.get("Content-Range", "")
+    if span.startswith("bytes ") and "-" in span:
+        first, _, last = span[6:].partition("/")[0].partition("-")
+        if first.isdigit() and last.isdigit():
+            return int(last) - int(first) + 1
+    length = headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
 
 
 class _URLReply:
@@ -181,8 +291,9 @@ class SignedURLTransport:
         timeout_s: socket timeout per request.
     """
 
-    # An HTTPError is an answer, handed back as a reply; any other URLError or OSError means no answer came.
-    dropped = (urllib.error.URLError, OSError)
+    # An HTTPError is an answer, handed back as a reply; any other URLError or OSError means no answer came, and an
+    # HTTPException (a status line or body cut off) that it broke off on the way.
+    dropped = (urllib.error.URLError, OSError, http.client.HTTPException)
 
     def __init__(self, timeout_s: float = 300):
         self.timeout_s = timeout_s

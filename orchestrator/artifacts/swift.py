@@ -38,7 +38,7 @@ from orchestrator.artifacts.swift_objects import (
 from orchestrator.atomic import atomic_file
 from orchestrator.errors import ArtifactError, ArtifactNotFound, DataopsError
 from orchestrator.openstack import connect
-from orchestrator.openstack.object_transport import SessionTransport
+from orchestrator.openstack.object_transport import READ_TIMEOUT_S, SessionTransport
 
 __all__ = ["SEGMENT_SUFFIX", "SHA256_HEADER", "SwiftStore"]
 
@@ -55,6 +55,8 @@ class SwiftStore:
         segment_size: bytes per segment of a static large object.
         segment_threshold: files larger than this are uploaded as static large objects.
         workers: parallel segment transfers.
+        read_timeout_s: seconds Swift may stay silent (before answering, or within an answer) before the request is
+            given up and tried again.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SwiftStore:
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         segment_threshold: int = DEFAULT_THRESHOLD,
         workers: int = 4,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ):
         if not container or "/" in container:
             raise DataopsError(f"invalid Swift container name {container!r}")
@@ -76,7 +79,7 @@ class SwiftStore:
         self.uri = f"swift://{container}" + (f"/{self.prefix}" if self.prefix else "")
         self.conn = conn if conn is not None else connect(cloud)
         # Nothing is sent before the first transfer: making the client only keeps the connection.
-        self.client = ObjectClient(SessionTransport(self.conn))
+        self.client = ObjectClient(SessionTransport(self.conn, read_timeout_s=read_timeout_s))
         self.objects = SwiftContainer(self.client, container, segment_size=segment_size,
                                       segment_threshold=segment_threshold, workers=workers)
         root = Path(cache_dir or os.environ.get("DATAOPS_SWIFT_CACHE", "~/.cache/dataops/swift")).expanduser()

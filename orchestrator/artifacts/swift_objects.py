@@ -2,8 +2,10 @@
 as static large objects.
 
 Every transfer is checked twice: Swift's ETag (MD5) against the MD5 computed while sending or receiving, and the
-sha256 recorded in the object's metadata against the sha256 of the bytes. Files above ``segment_threshold`` become
-static large objects: segments are uploaded in parallel to a hidden ``<container>_segments`` container and the
+sha256 recorded in the object's metadata against the sha256 of the bytes. A body that breaks off, stalls or arrives
+short (even under a ``Content-Length`` that matches it) is fetched again, within the object client's retry policy;
+an upload whose answer was lost is taken as done only once Swift shows its bytes. Files above ``segment_threshold``
+become static large objects: segments are uploaded in parallel to a hidden ``<container>_segments`` container and the
 manifest is written last, so an interrupted upload never shows; they are downloaded segment by segment in parallel
 too, each segment checked against its ETag. Names here are object names; artifact keys are the store's business.
 """
@@ -29,6 +31,7 @@ from orchestrator.artifacts.object_client import (
     UPLOAD_RETRY_STATUSES,
     ObjectClient,
     Reply,
+    describe_failure,
     etag_of,
     upload_headers,
 )
@@ -101,16 +104,36 @@ class SwiftContainer:
         container = container or self.name
         marker = ""
         while True:
-            reply = self.client.request("GET", object_path(container), ok=(200, 204, 404),
-                                        params={"format": "json", "prefix": prefix, "marker": marker})
-            if reply.status != 200:
-                return
-            page = json.loads(reply.read())
+            page = self._listing_page(container, prefix, marker)
             if not page:
                 return
             for entry in page:
                 yield entry["name"]
             marker = page[-1]["name"]
+
+    def _listing_page(self, container: str, prefix: str, marker: str) -> list[dict]:
+        """One page of a container listing (empty when the container does not exist).
+
+        A listing carries no checksum: a page whose body breaks off or is not whole JSON is asked for again.
+
+        Raises:
+            CloudError: the page kept arriving damaged.
+        """
+        params = {"format": "json", "prefix": prefix, "marker": marker}
+        for attempt in range(1, self.client.retries + 1):
+            reply = self.client.request("GET", object_path(container), ok=(200, 204, 404), params=params)
+            if reply.status != 200:
+                return []
+            try:
+                return json.loads(reply.read())
+            except (ValueError, *self.client.transport.dropped) as exc:
+                failure = exc
+            finally:
+                reply.close()
+            if attempt < self.client.retries:
+                self.client.pause(attempt)
+        raise CloudError(f"listing of Swift container {container} (prefix {prefix!r}) arrived damaged "
+                         f"{self.client.retries} times, last: {type(failure).__name__}: {failure}")
 
     def temp_url_key(self) -> str:
         """The container's TempURL signing key (X-Container-Meta-Temp-URL-Key): a random one, set on first use."""
@@ -185,6 +208,10 @@ class SwiftContainer:
 
         try:
             self.client.put_checked(object_path(self.name, name), body, sha256, md5)
+        except CloudError:
+            # The last attempt may have reached Swift and only its answer been lost: the bytes there say.
+            if not self._landed(name, sha256, md5):
+                raise
         finally:
             for source in sources:
                 source.close()
@@ -192,6 +219,15 @@ class SwiftContainer:
             # The name may have been a large object: its segments are now unreferenced.
             self._drop_stale_segments(name, keep="")
         return sha256
+
+    def _landed(self, name: str, sha256: str, md5: str) -> bool:
+        """Whether the newest replica of ``name`` holds exactly the bytes with these checksums (False when that
+        cannot be told either)."""
+        try:
+            head = self.head(name, newest=True)
+        except CloudError:
+            return False
+        return head is not None and head.headers.get(SHA256_HEADER) == sha256 and etag_of(head) == md5
 
     def _has_segments(self) -> bool:
         """Whether the segments container exists (asked once; a large upload creates it)."""
@@ -238,7 +274,7 @@ class SwiftContainer:
                 for future in futures:
                     future.cancel()
                 wait(futures)
-                self._delete_segments(f"{name}/{upload_id}/")
+                self._discard_segments(f"{name}/{upload_id}/")
                 raise
         for entry in manifest:
             entry["etag"] = entry["etag"].result()
@@ -247,11 +283,37 @@ class SwiftContainer:
         try:
             self.client.request("PUT", object_path(self.name, name) + "?multipart-manifest=put", ok=(201,),
                                 headers=headers, data=json.dumps(manifest).encode())
-        except BaseException:
-            self._delete_segments(f"{name}/{upload_id}/")
+        except Exception:
+            # The manifest may have been stored with only its answer lost: then these segments are the object's, and
+            # deleting them would publish a large object whose bytes are gone.
+            referenced = self._manifest_upload(name)
+            if referenced == upload_id:
+                self._drop_stale_segments(name, keep=upload_id)
+                return digest
+            if referenced is not None:
+                self._discard_segments(f"{name}/{upload_id}/")
+            # Otherwise Swift could not be asked: the segments stay, unreferenced and invisible, until the next
+            # upload of this name drops them as stale.
             raise
         self._drop_stale_segments(name, keep=upload_id)
         return digest
+
+    def _manifest_upload(self, name: str) -> str | None:
+        """The upload whose segments the large object ``name`` now references: its id, ``""`` when ``name`` is no
+        large object of this container, None when Swift cannot tell."""
+        try:
+            # Streamed: should the name hold a plain object, its bytes are not fetched only to be ignored.
+            reply = self.client.request("GET", object_path(self.name, name) + "?multipart-manifest=get",
+                                        ok=(200, 404), headers={"X-Newest": "true"}, stream=True)
+            if reply.status == 404 or not is_large_object(reply):
+                reply.close()
+                return ""
+            segments = json.loads(self._whole_body(reply, "manifest of " + name))
+        except (CloudError, ArtifactError, _Damaged, ValueError):
+            return None
+        match = re.fullmatch(rf"/{re.escape(self.segments)}/{re.escape(name)}/([0-9a-f]{{32}})/\d{{8}}",
+                             segments[0]["name"]) if segments else None
+        return match.group(1) if match else ""
 
     def _put_segment(self, segment: str, chunk: bytes) -> str:
         md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
@@ -267,8 +329,16 @@ class SwiftContainer:
                 self.client.request("DELETE", object_path(self.segments, segment), ok=(204, 404))
 
     def _delete_segments(self, prefix: str) -> None:
-        for segment in self.names(prefix, self.segments):
+        for segment in list(self.names(prefix, self.segments)):
             self.client.request("DELETE", object_path(self.segments, segment), ok=(204, 404))
+
+    def _discard_segments(self, prefix: str) -> None:
+        """Delete a failed upload's segments if Swift lets us now; otherwise they stay unreferenced (never visible)
+        and the next upload of the name drops them, so the upload's own error is the one reported."""
+        try:
+            self._delete_segments(prefix)
+        except CloudError:
+            pass
 
     # --- downloads -------------------------------------------------------------------------------
 
@@ -292,41 +362,74 @@ class SwiftContainer:
             CloudError: the download kept failing.
         """
         url = object_path(self.name, name) + "?multipart-manifest=get"
-        for attempt in range(1, self.client.retries + 1):
+        start = out.tell() if out.seekable() else None
+        retries = self.client.retries
+        for attempt in range(1, retries + 1):
             reply = self.client.request("GET", url, ok=(200, 404), stream=True)
             if reply.status == 404:
+                reply.close()
                 return False
             if is_large_object(reply):
-                segments = json.loads(reply.read())
+                try:
+                    segments = json.loads(self._whole_body(reply, f"the segment list of {what}"))
+                except _Damaged as exc:
+                    if attempt == retries:
+                        raise CloudError(f"download of {what} failed {retries} times, last: {exc}") from exc
+                    self.client.pause(attempt)
+                    continue
                 # The sha256 over every byte is the end-to-end check; hashing each segment's MD5 as well would
                 # double the CPU a download costs, so it is done only when no sha256 is known.
                 known = reply.headers.get(SHA256_HEADER) or expected_sha256
                 actual = self._download_segments(segments, out, not known, what)
                 break
-            start = out.tell() if out.seekable() else None
             sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
             try:
                 _receive(reply.iter_chunks(DOWNLOAD_CHUNK), out, (sha256, md5))
-            except Exception as exc:  # a connection dropped mid-body: start again from the beginning
-                if attempt == self.client.retries or start is None:
-                    raise CloudError(f"download of {what} failed: {exc}") from exc
-                out.seek(start)
-                out.truncate()
-                self.client.pause(attempt)
-                continue
+                failure = None
+            except self.client.transport.dropped as exc:  # the body broke off or stalled
+                failure = describe_failure(exc)
+            except OSError as exc:  # ``out`` could not take the bytes (a full disk): no other try can help
+                raise ArtifactError(f"download of {what} could not be written: {exc}") from exc
             finally:
                 reply.close()
             etag = etag_of(reply)
-            if etag != md5.hexdigest():
-                raise ArtifactError(f"{what} is corrupted in transfer: MD5 {md5.hexdigest()}, ETag {etag}")
-            actual = sha256.hexdigest()
-            break
+            if failure is None and etag != md5.hexdigest():
+                # A body shorter or other than the object, under a Content-Length that matched it: only the ETag
+                # tells. The stored object is checked again on the next try.
+                failure = f"corrupted in transfer: MD5 {md5.hexdigest()}, ETag {etag}"
+            if failure is None:
+                actual = sha256.hexdigest()
+                break
+            if attempt == retries or start is None:
+                error = ArtifactError if failure.startswith("corrupted") else CloudError
+                raise error(f"download of {what} failed {attempt} times, last: {failure}")
+            out.seek(start)
+            out.truncate()
+            self.client.pause(attempt)
         recorded = reply.headers.get(SHA256_HEADER)
         if recorded and recorded != actual:
             raise ArtifactError(f"{what} is corrupted: sha256 {actual}, recorded {recorded}")
         if expected_sha256 is not None and actual != expected_sha256:
             raise ArtifactError(f"{what} is corrupted: sha256 {actual}, expected {expected_sha256}")
         return True
+
+    def _whole_body(self, reply: Reply, what: str) -> bytes:
+        """A small answer's whole body, checked against its ETag when it has one (then closed).
+
+        Raises:
+            _Damaged: the body broke off, stalled, or is not the one its ETag names.
+        """
+        try:
+            data = reply.read()
+        except self.client.transport.dropped as exc:
+            raise _Damaged(f"{what}: {describe_failure(exc)}") from exc
+        finally:
+            reply.close()
+        etag = etag_of(reply)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if etag and etag != md5:
+            raise _Damaged(f"{what} is corrupted in transfer: MD5 {md5}, ETag {etag}")
+        return data
 
     def _download_segments(self, segments: list[dict], out: BinaryIO, hash_segments: bool, what: str) -> str:
         """Fetch a large object's segments in parallel, each checked against its ETag; return the sha256.
@@ -353,17 +456,29 @@ class SwiftContainer:
     def _get_segment(self, segment: dict, hash_bytes: bool, what: str) -> bytes:
         """One segment's bytes (whole: segments are bounded), whose ETag must be the one in the manifest.
 
-        With ``hash_bytes`` the bytes' MD5 must match too; a mismatch is fetched once more, in case the
-        transfer and not the stored segment was at fault.
+        A body that breaks off or arrives short is fetched again (the object client's attempts); with ``hash_bytes``
+        the bytes' MD5 must match too, and a mismatch is fetched again as well, in case the transfer and not the
+        stored segment was at fault.
+
+        Raises:
+            ArtifactError: the segment is missing, or its stored ETag or bytes are not the manifest's.
+            CloudError: the segment kept breaking off on the way.
         """
         container, _, name = segment["name"].lstrip("/").partition("/")
         url = object_path(container, name)
-        for _attempt in (1, 2):
+        retries = self.client.retries
+        for attempt in range(1, retries + 1):
             reply = self.client.request("GET", url, ok=(200, 404), stream=True)
             try:
                 if reply.status == 404:
                     raise ArtifactError(f"{what} is damaged: its segment {segment['name']} is missing")
                 data = reply.read()
+            except self.client.transport.dropped as exc:
+                if attempt == retries:
+                    raise CloudError(f"download of {what} failed {retries} times, last: segment {segment['name']} "
+                                     f"{describe_failure(exc)}") from exc
+                self.client.pause(attempt)
+                continue
             finally:
                 reply.close()
             etag = etag_of(reply)
@@ -374,6 +489,8 @@ class SwiftContainer:
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if hash_bytes else etag
             if md5 == etag and len(data) == segment["bytes"]:
                 return data
+            if attempt < retries:
+                self.client.pause(attempt)
         raise ArtifactError(f"{what} is corrupted in transfer: segment {segment['name']} has MD5 {md5}, "
                             f"ETag {etag}, {len(data)} bytes of {segment['bytes']}")
 
@@ -384,6 +501,10 @@ class SwiftContainer:
         head = head if head is not None else self.head(name)
         query = "?multipart-manifest=delete" if head is not None and is_large_object(head) else ""
         self.client.request("DELETE", object_path(self.name, name) + query, ok=(200, 204, 404))
+
+
+class _Damaged(Exception):
+    """An answer's body did not arrive whole (internal: a try to repeat, never seen by callers)."""
 
 
 class _SizedReader(io.RawIOBase):

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from fsspec.implementations.http import HTTPFileSystem
 
-from orchestrator.artifacts.object_client import ObjectClient, SignedURLTransport
+from orchestrator.artifacts.object_client import ObjectClient, SignedURLTransport, signed_read_session_options
 from orchestrator.artifacts.store import MANIFEST, ArtifactInfo, ArtifactStore, URLSigner
 from orchestrator.errors import ArtifactError
 
@@ -39,7 +39,12 @@ _WRITTEN = pd.DataFrame({"rel": pd.Series(dtype=object), "size": pd.Series(dtype
 
 class SignedURLFileSystem(HTTPFileSystem):
     """fsspec's HTTP filesystem for TempURLs, minus a keyword (``default_cache``) that dask's Parquet reader passes
-    to ``open`` and fsspec 2026.9 forwards to aiohttp, which refuses it."""
+    to ``open`` and fsspec 2026.9 forwards to aiohttp, which refuses it; its reads follow the object client's retry
+    policy (fsspec itself retries nothing)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("client_kwargs", signed_read_session_options())
+        super().__init__(*args, **kwargs)
 
     def _open(self, path, mode="rb", *args, **kwargs):
         kwargs.pop("default_cache", None)

@@ -74,7 +74,8 @@ def list_endpoints(as_json: bool = typer.Option(False, "--json", help="Print JSO
 @endpoints_app.command("show")
 def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
-    """Show an endpoint: each node's versions, health and requests, the deploy history, the latest drift verdict."""
+    """Show an endpoint: each node's versions, health and requests (over TLS, verified against the endpoint's CA),
+    the deploy history, the latest drift verdict and the CA certificate's path."""
     from orchestrator.usecases.deploy import describe_endpoint
 
     status = describe_endpoint(endpoint)
@@ -93,6 +94,26 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
     out.print(history)
     if status["serving"]:
         out.print(_drift_line(endpoint, status["serving"], status.get("drift")), markup=False)
+    if status.get("ca_file"):
+        out.print(f"CA certificate: {status['ca_file']} (curl --cacert {status['ca_file']} ...; "
+                  f"dataops endpoints ca {endpoint} -o FILE copies it)", markup=False)
+    else:
+        out.print("Plain HTTP (insecure_http in the endpoint file): tokens and rows travel in the clear",
+                  markup=False)
+
+
+@endpoints_app.command("ca")
+def ca(endpoint: str = typer.Argument(..., help="Endpoint name."),
+       output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                             help="Write the certificate to this file (default: print it).")) -> None:
+    """Print (or write) the CA certificate clients verify the endpoint's servers against."""
+    from orchestrator.usecases.deploy import endpoint_ca
+
+    pem, path = endpoint_ca(endpoint, output)
+    if output is None:
+        out.print(pem, end="", markup=False)
+    else:
+        err.print(f"CA certificate of {endpoint} written to {path}", markup=False)
 
 
 def _drift_line(endpoint: str, serving: dict, drift: dict | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from orchestrator.clusters.cloud import ClusterCloud
 from orchestrator.clusters.provision import Progress
 from orchestrator.clusters.wheelhouse import pack_wheelhouse
 from orchestrator.config import duration_setting
+from orchestrator.deploy import tls as endpoint_tls
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
@@ -75,11 +77,28 @@ def _ensure_stack(spec: EndpointSpec, state: EndpointState, cloud: ClusterCloud,
             progress.on_step("Stack failed: deleting it and everything tagged with the endpoint")
             undeploy(spec.name, cloud, timeout_s)
             raise
-    elif state.exists() and state.spec() != spec:
+    elif (state.exists() and state.spec() != spec) or _scheme_differs(cloud.stack_outputs(stack), spec):
         progress.on_step(f"Updating stack {stack}")
         cloud.update_stack(stack, INFERENCE_TEMPLATE, [], parameters)
         cloud.wait_stack(stack, "UPDATE", progress.on_stack_event, timeout_s)
     return cloud.stack_outputs(stack)
+
+
+def _scheme_differs(outputs: dict, spec: EndpointSpec) -> bool:
+    """Whether the stack's URLs name another scheme than the endpoint serves (a stack made before TLS was on)."""
+    return any(not str(url).startswith(f"{spec.scheme}://") for url in outputs.get("endpoint_urls") or [])
+
+
+def _issue_certificates(spec: EndpointSpec, state: EndpointState, outputs: dict) -> str:
+    """The endpoint's CA and each node's certificate, covering its name, its addresses and the file's names;
+    return the folder the playbook copies them from ("" when the endpoint serves plain HTTP)."""
+    if spec.insecure_http:
+        return ""
+    endpoint_tls.ensure_endpoint_ca(state.tls_dir, spec.name)
+    for node in outputs.get("nodes") or []:
+        endpoint_tls.issue_server_certificate(state.tls_dir, str(node["name"]), spec.tls_names,
+                                              [node.get("address"), node.get("public_address")])
+    return str(state.tls_dir)
 
 
 def deploy(
@@ -96,7 +115,9 @@ def deploy(
 
     Each node fetches the new version (checked against the registry's sha256), loads it beside the one it serves,
     and switches only once the version reproduces its model card's examples. The first node that fails stops the
-    rollout and is put back on the previous version; the other nodes were never touched.
+    rollout and is put back on the previous version; the other nodes were never touched. Nodes serve HTTPS with a
+    certificate of the endpoint's own CA (made here, kept in the endpoint's state) unless the endpoint file asks for
+    plain HTTP.
 
     Args:
         ref: The model, ``NAME``, ``NAME:VERSION`` or ``NAME@STAGE``.
@@ -134,12 +155,14 @@ def deploy(
     nodes = [Node(str(n["name"]), "inference", str(n["address"])) for n in outputs.get("nodes") or []]
     if not nodes:
         raise CloudError(f"stack {stack_name(spec.name)} has no nodes in its outputs")
+    tls_source_dir = _issue_certificates(spec, state, outputs)
     wheelhouse, packages = server_wheelhouse(
         wheelhouse_dir or Path.home() / ".cache" / "dataops" / "server-wheelhouse", gpu=spec.gpu)
     inventory = build_inventory(nodes, SshAccess(private_key=state.ssh_key, user=spec.ssh_user))
     common = {"common_python_packages": packages, "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
               "onnx_server_token": token, "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
-              "onnx_server_device": "cuda" if spec.gpu else "cpu"}
+              "onnx_server_device": "cuda" if spec.gpu else "cpu",
+              "onnx_server_tls_source_dir": tls_source_dir, "onnx_server_insecure_http": spec.insecure_http}
     entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
              "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}
     for node in nodes:
@@ -198,27 +221,35 @@ def undeploy(endpoint: str, cloud: ClusterCloud, stack_timeout_s: float | None =
     return swept[1:]
 
 
-def _requests_answered(url: str, headers: dict, model: str) -> float:
+def client_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The TLS context the project's own clients reach an endpoint's servers with: verified against the endpoint's
+    CA (names and addresses included), or against the system's CAs when the endpoint has none here."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file and Path(ca_file).exists() else None)
+
+
+def _requests_answered(url: str, headers: dict, model: str, context: ssl.SSLContext) -> float:
     request = urllib.request.Request(f"{url}/metrics", headers=headers)
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=5, context=context) as response:
         return sum(float(line.rsplit(" ", 1)[1]) for line in response.read().decode().splitlines()
                    if line.startswith("dataops_serving_requests_total{") and f'model="{model}"' in line)
 
 
-def node_status(url: str, token: str, model: str, sample_seconds: float = 1.0) -> dict:
+def node_status(url: str, token: str, model: str, sample_seconds: float = 1.0, ca_file: Path | None = None) -> dict:
     """A node's live state: ready, the versions of ``model`` it serves, requests answered and their rate per second
-    (two readings of its metrics, ``sample_seconds`` apart)."""
+    (two readings of its metrics, ``sample_seconds`` apart). An ``https://`` node is verified against ``ca_file``
+    (the endpoint's CA); one whose certificate does not verify is reported with the reason, never trusted."""
     headers = {"Authorization": f"Bearer {token}"}
     status = {"url": url, "ready": False, "versions": [], "requests": None, "requests_per_s": None}
+    context = client_context(ca_file)
     try:
-        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5) as response:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5, context=context) as response:
             status["ready"] = response.status == 200
         request = urllib.request.Request(f"{url}/v2/models/{model}", headers=headers)
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
             status["versions"] = json.loads(response.read()).get("versions", [])
-        first, started = _requests_answered(url, headers, model), time.monotonic()
+        first, started = _requests_answered(url, headers, model, context), time.monotonic()
         time.sleep(sample_seconds)
-        status["requests"] = _requests_answered(url, headers, model)
+        status["requests"] = _requests_answered(url, headers, model, context)
         status["requests_per_s"] = round((status["requests"] - first) / (time.monotonic() - started), 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         status["error"] = str(exc)
@@ -226,13 +257,16 @@ def node_status(url: str, token: str, model: str, sample_seconds: float = 1.0) -
 
 
 def endpoint_status(endpoint: str) -> dict:
-    """The endpoint's record with each node's live state."""
+    """The endpoint's record with each node's live state (reached over TLS, verified against the endpoint's CA),
+    and under ``ca_file`` the CA certificate's path (None for an endpoint serving plain HTTP)."""
     state = endpoint_state(endpoint)
     record = state.load()
     serving = state.serving()
     token = state.ensure_token() if state.token_file.exists() else ""
+    ca_file = state.served_ca()
     nodes = []
     for url in record.get("outputs", {}).get("endpoint_urls") or []:
-        nodes.append(node_status(url, token, serving["model"]) if serving else {"url": url})
-    return {"name": endpoint, "serving": serving, "nodes": nodes, "history": record.get("history", [])}
+        nodes.append(node_status(url, token, serving["model"], ca_file=ca_file) if serving else {"url": url})
+    return {"name": endpoint, "serving": serving, "nodes": nodes, "history": record.get("history", []),
+            "ca_file": str(ca_file) if ca_file else None}
 

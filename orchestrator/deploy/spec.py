@@ -30,6 +30,10 @@ class EndpointSpec(BaseModel):
     client_cidr: str = Field(description="CIDR allowed to reach the serving port.")
     ssh_user: str = Field(default="root", min_length=1)
     max_batch_rows: int = Field(default=32, ge=1, le=4096, description="Server-side micro-batching: rows at most.")
+    tls_names: list[str] = Field(default_factory=list, description="DNS names clients use for the servers, added "
+                                 "to each node's certificate beside its name and addresses.")
+    insecure_http: bool = Field(default=False, description="Serve plain HTTP instead of HTTPS: the bearer token "
+                                "and every row scored cross the network in the clear.")
 
     @field_validator("operator_cidr", "client_cidr")
     @classmethod
@@ -51,7 +55,13 @@ class EndpointSpec(BaseModel):
             "operator_cidr": self.operator_cidr,
             "client_cidr": self.client_cidr,
             "serving_port": str(self.port),
+            "serving_scheme": self.scheme,
         }
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of the servers' URLs: ``https`` unless the file asks for plain HTTP."""
+        return "http" if self.insecure_http else "https"
 
 
 def load_endpoint_spec(path: Path, overrides: dict | None = None) -> EndpointSpec:

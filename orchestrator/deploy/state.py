@@ -1,4 +1,5 @@
-"""What the operator's machine keeps per inference endpoint: its file, SSH key, bearer token and deploy history."""
+"""What the operator's machine keeps per inference endpoint: its file, SSH key, bearer token, TLS material (the CA
+and each node's certificate, keys mode 0600) and deploy history."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from orchestrator.atomic import write_atomically
 from orchestrator.clusters.state import ensure_ssh_key
 from orchestrator.deploy.spec import EndpointSpec
+from orchestrator.deploy.tls import CA_FILE
 from orchestrator.errors import EndpointNotFound
 from orchestrator.local_state import RECORD_MODE, LocalRecord, records_under, state_root
 
@@ -34,6 +36,22 @@ class EndpointState(LocalRecord):
     @property
     def token_file(self) -> Path:
         return self.directory / "token"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The endpoint's CA and node certificates (``orchestrator.deploy.tls``), mode 0700."""
+        return self.directory / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients verify the endpoint's servers against (public)."""
+        return self.tls_dir / CA_FILE
+
+    def served_ca(self) -> Path | None:
+        """The CA file clients verify the servers by, or None when the endpoint serves plain HTTP (an endpoint
+        whose file turned ``insecure_http`` on keeps its old CA, which no server uses any more)."""
+        insecure = self.exists() and self.load().get("spec", {}).get("insecure_http", False)
+        return self.ca_file if self.ca_file.exists() and not insecure else None
 
     def ensure_ssh_key(self) -> str:
         return ensure_ssh_key(self.ssh_key, f"dataops-endpoint-{self.name}")

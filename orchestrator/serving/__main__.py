@@ -26,6 +26,10 @@ def parse_args(argv: list[str] | None = None) -> ServerSettings:
     parser.add_argument("--capture-dir")
     parser.add_argument("--capture-rate", type=float, default=defaults.capture_rate)
     parser.add_argument("--token-file", help="bearer token file (else DATAOPS_SERVE_TOKEN; neither: no auth)")
+    parser.add_argument("--tls-cert", help="certificate (PEM, with its chain) the serving port speaks HTTPS with")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="serve plain HTTP on an address other than loopback (tokens and rows travel in the clear)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     parser.add_argument("--log-level", default=defaults.log_level)

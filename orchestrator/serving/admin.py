@@ -1,8 +1,10 @@
 """``python -m orchestrator.serving.admin load|ready ...``: repository calls to a running server, for deployment
 playbooks. The bearer token is read from a file, so it never appears in a command line or a playbook's log.
 
-    python -m orchestrator.serving.admin --url http://HOST:PORT --token-file FILE load NAME
-    python -m orchestrator.serving.admin --url http://HOST:PORT --token-file FILE ready NAME VERSION
+    python -m orchestrator.serving.admin --url https://HOST:PORT --ca-file CA --token-file FILE load NAME
+    python -m orchestrator.serving.admin --url https://HOST:PORT --ca-file CA --token-file FILE ready NAME VERSION
+
+An ``https://`` server is verified against ``--ca-file`` (the endpoint's own CA), else against the system's CAs.
 
 Exit status 0 on success; 1 with the server's own message on stderr otherwise (e.g. why a model was refused).
 """
@@ -11,19 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 
-def _request(url: str, token: str, method: str) -> tuple[int, str]:
+def _request(url: str, token: str, method: str, context: ssl.SSLContext | None) -> tuple[int, str]:
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"}, data=None)
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
+        with urllib.request.urlopen(request, timeout=600, context=context) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:  # unreachable, or a certificate the CA did not sign
+        return 0, f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
 
 
 def _message(body: str) -> str:
@@ -35,8 +40,9 @@ def _message(body: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.serving.admin", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="base URL of the server, e.g. http://10.0.0.5:8000")
+    parser.add_argument("--url", required=True, help="base URL of the server, e.g. https://10.0.0.5:8000")
     parser.add_argument("--token-file", required=True, type=Path)
+    parser.add_argument("--ca-file", type=Path, help="CA certificate an https:// server is verified against")
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("load", help="(re)load every version of a model found in the repository folder")
     load.add_argument("name")
@@ -46,14 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token = args.token_file.read_text(encoding="utf-8").strip()
     base = args.url.rstrip("/")
+    context = ssl.create_default_context(cafile=str(args.ca_file) if args.ca_file else None)
     if args.command == "load":
-        status, body = _request(f"{base}/v2/repository/models/{args.name}/load", token, "POST")
+        status, body = _request(f"{base}/v2/repository/models/{args.name}/load", token, "POST", context)
         what = f"loading model {args.name}"
     else:
-        status, body = _request(f"{base}/v2/models/{args.name}/versions/{args.version}/ready", token, "GET")
+        status, body = _request(f"{base}/v2/models/{args.name}/versions/{args.version}/ready", token, "GET", context)
         what = f"model {args.name} version {args.version}"
     if status != 200:
-        print(f"{what}: HTTP {status}: {_message(body)}", file=sys.stderr)
+        print(f"{what}: {f'HTTP {status}: ' if status else ''}{_message(body)}", file=sys.stderr)
         return 1
     print(f"{what}: ok")
     return 0

@@ -47,3 +47,9 @@ class ModelLoadError(ServingError):
     """A model folder cannot be loaded: missing file, bad card, checksum mismatch, ONNX/card disagreement."""
 
     status = 400
+
+
+class TransportRefused(ServingError):
+    """The server would answer in the clear on an address other hosts can reach, or its TLS files are unusable."""
+
+    status = 400

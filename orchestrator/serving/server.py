@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 from orchestrator.serving.settings import SETTINGS_ENV, ServerSettings
+from orchestrator.serving.tls import check_transport, uvicorn_tls_options
 
 APP_FACTORY = "orchestrator.serving.app:app_from_environment"
 
@@ -27,7 +28,13 @@ def run_server(settings: ServerSettings, announce=None) -> None:
 
     The settings travel to every worker process through an environment variable; with several workers,
     Prometheus metrics are aggregated through a temporary multiprocess folder.
+
+    Raises:
+        TransportRefused: plain HTTP on an address other hosts reach without ``insecure_http``, or unusable TLS
+            files (checked before any model is loaded).
+        ServingError: a model folder, the token file or the capture writer cannot be used.
     """
+    check_transport(settings)
     # Build once in this process so a bad folder or token file fails here, with a clear message, not in a worker.
     from orchestrator.serving.app import build_app
 
@@ -62,4 +69,5 @@ def _run_uvicorn(settings: ServerSettings) -> None:
         log_level=settings.log_level,
         log_config=None,
         server_header=False,
+        **uvicorn_tls_options(settings),
     )

@@ -15,7 +15,8 @@ TOKEN_ENV = "DATAOPS_SERVE_TOKEN"
 
 @dataclass
 class ServerSettings:
-    """Everything the server is started with. Defaults are safe: loopback only, no capture outside a folder."""
+    """Everything the server is started with. Defaults are safe: loopback only, no plain HTTP elsewhere, no capture
+    outside a folder."""
 
     model_folders: list[str] = field(default_factory=list)
     repository_dir: str | None = None
@@ -38,6 +39,11 @@ class ServerSettings:
     capture_writer: str | None = None
     capture_store: str | None = None
     token_file: str | None = None
+    # HTTPS on the serving port (orchestrator.serving.tls): a certificate and its key. Without them the server
+    # speaks plain HTTP on a loopback address only, unless insecure_http says to anywhere.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_http: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
     access_log: bool = True
     log_level: str = "info"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.artifacts.open import open_store
+from orchestrator.atomic import write_atomically
 from orchestrator.clusters.provision import Progress
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
@@ -112,8 +113,9 @@ def rollback_endpoint(
 
 
 def share_endpoint(endpoint: str, cloud_name: str | None) -> None:
-    """Copy what every machine of the cloud may know of the endpoint (its nodes, URLs, store and deploy history;
-    never its SSH key or token) to the shared records, or remove it there once the endpoint is gone."""
+    """Copy what every machine of the cloud may know of the endpoint (its nodes, URLs, store, deploy history and
+    CA certificate, which is public; never its SSH key, token or any TLS key) to the shared records, or remove it
+    there once the endpoint is gone."""
     records = clusters.open_records(cloud_name, "endpoints")
     if records is None:
         return
@@ -123,15 +125,59 @@ def share_endpoint(endpoint: str, cloud_name: str | None) -> None:
         return
     record = state.load()
     outputs = record.get("outputs") or {}
+    ca_file = state.served_ca()
+    ca_certificate = ca_file.read_text() if ca_file else None
     records.put(endpoint, {"name": endpoint, "cloud": cloud_name, "store": record.get("store"),
                            "nodes": outputs.get("nodes") or [], "urls": outputs.get("endpoint_urls") or [],
-                           "history": record.get("history", [])})
+                           "history": record.get("history", []), "ca_certificate": ca_certificate})
 
 
 def shared_endpoint(endpoint: str, cloud_name: str | None = None) -> dict | None:
     """The endpoint's shared record (for a machine that did not deploy it, such as a schedule runner), or None."""
     records = clusters.open_records(cloud_name, "endpoints")
     return records.get(endpoint) if records is not None else None
+
+
+class EndpointWithoutTls(DataopsError):
+    """The endpoint serves plain HTTP (its file says ``insecure_http: true``): it has no CA to hand out."""
+
+
+def endpoint_ca(endpoint: str, output: Path | None = None, cloud_name: str | None = None) -> tuple[str, Path | None]:
+    """The CA certificate clients verify the endpoint's servers against: this machine's copy, else the one in the
+    cloud's shared record (for a machine that did not deploy the endpoint); written to ``output`` when given.
+
+    Args:
+        endpoint: The endpoint's name.
+        output: A file to write the certificate to (for clients: ``curl --cacert``, ``ssl_options``).
+        cloud_name: The cloud whose shared records are read when this machine holds no state of the endpoint.
+
+    Returns:
+        The certificate (PEM) and its path on this machine (``output`` when given; else this machine's copy, or
+        None when it came from the shared record).
+
+    Raises:
+        EndpointNotFound: No such endpoint here nor in the shared records.
+        EndpointWithoutTls: The endpoint serves plain HTTP.
+    """
+    state = endpoint_state(endpoint)
+    if state.exists():
+        path = state.served_ca()
+        if path is None:
+            raise EndpointWithoutTls(f"endpoint {endpoint} serves plain HTTP (insecure_http in its file): it has "
+                                     "no CA certificate")
+        pem = path.read_text()
+    else:
+        record = shared_endpoint(endpoint, cloud_name)
+        if record is None:
+            state.load()  # raises EndpointNotFound, naming the endpoints of this machine
+        if not record.get("ca_certificate"):
+            raise EndpointWithoutTls(f"endpoint {endpoint} has no CA certificate in its shared record (it serves "
+                                     "plain HTTP, or was deployed by a version without TLS)")
+        pem, path = record["ca_certificate"], None
+    if output is not None:
+        write_atomically(output, pem, 0o644)
+        path = output
+    return pem, path
 
 
 def list_endpoints() -> list[dict]:

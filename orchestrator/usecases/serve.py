@@ -41,6 +41,9 @@ class ServeOptions:
     capture_rate: float = ServerSettings.capture_rate
     capture_store: str | None = None
     token_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = ServerSettings.insecure_http
     max_body_bytes: int = ServerSettings.max_body_bytes
     access_log: bool = ServerSettings.access_log
 
@@ -125,6 +128,9 @@ def server_settings(model_refs: list[str], options: ServeOptions) -> ServerSetti
         capture_store=options.capture_store,
         capture_writer=STORE_CAPTURE_WRITER if options.capture_store else None,
         token_file=str(options.token_file) if options.token_file else None,
+        tls_cert=str(options.tls_cert) if options.tls_cert else None,
+        tls_key=str(options.tls_key) if options.tls_key else None,
+        insecure_http=options.insecure_http,
         max_body_bytes=options.max_body_bytes,
         access_log=options.access_log,
     )
@@ -141,7 +147,8 @@ def serve_models(model_refs: list[str], options: ServeOptions,
 
     Raises:
         ArtifactNotFound: a model reference resolves to nothing.
-        DataopsError: the server cannot start (a folder without a model card, an unusable token file, ...).
+        DataopsError: the server cannot start (a folder without a model card, an unusable token file, plain HTTP
+            on an address other hosts reach without ``insecure_http``, unusable TLS files, ...).
     """
     from orchestrator.serving.server import run_server
 

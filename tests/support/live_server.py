@@ -1,13 +1,16 @@
-"""A real server process on a free loopback port, and how tests talk to it."""
+"""A real server process on a free loopback port, and how tests talk to it (plain HTTP, or HTTPS verified against
+a CA made the way an endpoint's is)."""
 
 import http.client
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
+
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 BIN = Path(sys.executable).parent
@@ -19,10 +22,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def loopback_tls(directory: Path):
+    """A CA and a server certificate for 127.0.0.1 and localhost, made by the endpoints' own code.
+
+    Returns:
+        The CA, certificate and key paths (``orchestrator.deploy.tls.ServerCertificate``).
+    """
+    from orchestrator.deploy import tls
+
+    tls.ensure_endpoint_ca(directory, "tests")
+    return tls.issue_server_certificate(directory, "loopback", ["localhost"], ["127.0.0.1"])
+
+
 class RunningServer:
-    def __init__(self, command: list[str], port: int, log_path: Path, env: dict | None = None):
+    """A server started with ``command`` (``--port`` is added). Given ``tls`` (a :func:`loopback_tls`), it is told
+    to serve HTTPS and every request of the test verifies it against that CA."""
+
+    def __init__(self, command: list[str], port: int, log_path: Path, env: dict | None = None, tls=None):
         self.port = port
         self.url = f"127.0.0.1:{port}"
+        self.tls = tls
+        self.context = ssl.create_default_context(cafile=str(tls.ca)) if tls else None
+        self.base_url = f"{'https' if tls else 'http'}://{self.url}"
+        if tls:
+            command = command + ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(command + ["--port", str(port)], stdout=self._log, stderr=subprocess.STDOUT,
@@ -41,8 +64,14 @@ class RunningServer:
             time.sleep(0.1)
         raise AssertionError(f"server not ready after {timeout}s:\n{self.log_path.read_text()}")
 
+    def connection(self, timeout=30) -> http.client.HTTPConnection:
+        """A connection to the server: HTTPS verified against the test CA when it serves TLS."""
+        if self.context is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.context)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = self.connection()
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()

@@ -8,6 +8,8 @@ input (or record and field), what was expected and what came.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 import orjson
 
@@ -16,6 +18,19 @@ from orchestrator.serving.codecs.columns import BadElement, bytes_column, fp32_c
 from orchestrator.serving.codecs.request import DecodedRequest, RequestedOutput
 from orchestrator.serving.errors import BadRequest
 from orchestrator.serving.model import LoadedModel
+
+
+# The fields the protocol defines: any other is refused, so that a misspelt one ("paramters", "output") is an
+# error naming it rather than an option silently not taken.
+REQUEST_FIELDS = frozenset({"id", "parameters", "inputs", "outputs"})
+TENSOR_FIELDS = frozenset({"name", "shape", "datatype", "parameters", "data"})
+
+
+def _unknown_field(fields, allowed: frozenset, where: str) -> BadRequest:
+    unknown = sorted(str(f) for f in fields if f not in allowed)[0]
+    close = difflib.get_close_matches(unknown, sorted(allowed), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; the protocol's are {', '.join(sorted(allowed))}"
+    return BadRequest(f"{where}: unknown field {unknown[:60]!r}{hint}")
 
 
 def decode_infer_request(body: bytes, header_length: str | None, model: LoadedModel) -> DecodedRequest:
@@ -46,6 +61,8 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
     payload = parse_json(body)
     if type(payload) is not dict or type(payload.get("inputs")) is not list:
         raise BadRequest("expected a JSON object with an 'inputs' list")
+    if not payload.keys() <= REQUEST_FIELDS:
+        raise _unknown_field(payload, REQUEST_FIELDS, "request")
     specs = model.input_specs
     feeds: dict[str, np.ndarray] = {}
     columns: dict[str, list] | None = {}
@@ -55,7 +72,7 @@ def decode_infer_request(body: bytes, header_length: str | None, model: LoadedMo
         # The usual input (JSON data of shape [N, 1], no parameters) passes the protocol's checks at a glance.
         # Any other, or one with an element refused here (its data may be nested), goes the careful way, which
         # checks each part in turn and names what is wrong. Both ways use the same element checks.
-        if type(item) is dict and "parameters" not in item:
+        if type(item) is dict and "parameters" not in item and item.keys() <= TENSOR_FIELDS:
             name = item.get("name")
             spec = specs.get(name) if type(name) is str else None
             values = item.get("data")
@@ -162,6 +179,8 @@ def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: i
     name = item.get("name")
     if not isinstance(name, str):
         raise BadRequest("an input has no 'name' (a string)")
+    if not item.keys() <= TENSOR_FIELDS:
+        raise _unknown_field(item, TENSOR_FIELDS, f"input {name[:60]!r}")
     spec = model.input_specs.get(name)
     if spec is None:
         expected = ", ".join(s.name for s in model.card.inputs)

@@ -60,7 +60,9 @@ def endpoint(netns_hosts, ssh_key, models, tmp_path_factory):
     inventory = build_inventory([Node("test-inference-0", "inference", host.address)], SshAccess(private_key=ssh_key))
     yield {"host": host, "inventory": inventory, "token": token, "base": f"http://{bridge_address}:8765",
            "extravars": {"common_python_packages": packages, "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
-                         "onnx_server_token": token, "onnx_server_port": PORT}}
+                         "onnx_server_token": token, "onnx_server_port": PORT,
+                         # The role's plain-HTTP mode; its TLS mode is the deploy tests' (tests/integration/deploy/).
+                         "onnx_server_insecure_http": True}}
     files.terminate()
     files.wait()
 

@@ -1,7 +1,8 @@
 """A registered model in production on the CI control plane, with real hosts behind the endpoint's servers: deploy
-to a 2-node endpoint, query it with tritonclient, deploy a second version while a client keeps sending requests
-(none fails), refuse a version that does not reproduce its card (the served one stays), roll back, undeploy, and
-nothing is left behind."""
+to a 2-node endpoint serving HTTPS with certificates of the endpoint's own CA, query it with tritonclient (ssl=True,
+verified against that CA), read its nodes as `endpoints show` does, deploy a second version while a client keeps
+sending requests (none fails), refuse a version that does not reproduce its card (the served one stays), roll
+back, undeploy, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class RouteChecked:
         return run_playbook(playbook, inventory, extravars, **kwargs)
 
 
-def _infer(url: str, token: str, card_inputs: list[dict]) -> tuple[str, np.ndarray]:
+def _infer(url: str, token: str, card_inputs: list[dict], ca_file: Path) -> tuple[str, np.ndarray]:
     import tritonclient.http as triton
 
     inputs = []
@@ -76,7 +77,9 @@ def _infer(url: str, token: str, card_inputs: list[dict]) -> tuple[str, np.ndarr
         tensor = triton.InferInput(column, [1, 1], "BYTES" if categorical else "FP32")
         tensor.set_data_from_numpy(values)
         inputs.append(tensor)
-    with triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=10) as client:
+    assert url.startswith("https://"), url
+    with triton.InferenceServerClient(url.removeprefix("https://"), network_timeout=10, ssl=True,
+                                      ssl_options={"ca_certs": str(ca_file)}) as client:
         result = client.infer(MODEL, inputs, headers={"Authorization": f"Bearer {token}"})
         return result.get_response()["model_version"], result.as_numpy("label")
 
@@ -98,9 +101,9 @@ def _row_valid_for(*cards: dict) -> list[dict]:
 class SteadyClient(threading.Thread):
     """Sends requests to every node in turn until stopped; counts answers and failures."""
 
-    def __init__(self, urls, token, card_inputs):
+    def __init__(self, urls, token, card_inputs, ca_file):
         super().__init__(daemon=True)
-        self.urls, self.token, self.card_inputs = urls, token, card_inputs
+        self.urls, self.token, self.card_inputs, self.ca_file = urls, token, card_inputs, ca_file
         self.answered, self.failures, self.versions = 0, [], set()
         self.stopping = threading.Event()
 
@@ -108,7 +111,7 @@ class SteadyClient(threading.Thread):
         while not self.stopping.is_set():
             for url in self.urls:
                 try:
-                    version, _ = _infer(url, self.token, self.card_inputs)
+                    version, _ = _infer(url, self.token, self.card_inputs, self.ca_file)
                     self.answered += 1
                     self.versions.add(version)
                 except Exception as exc:  # every failure is counted and shown
@@ -132,12 +135,16 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
     try:
         rollout.deploy(MODEL + ":1", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
         state = endpoint_state(name)
-        urls, token = state.load()["outputs"]["endpoint_urls"], state.ensure_token()
+        urls, token, ca = state.load()["outputs"]["endpoint_urls"], state.ensure_token(), state.ca_file
         registry = ModelRegistry(store)
         card_inputs = _row_valid_for(*(registry.card(f"{MODEL}:{v}") for v in (1, 2)))
-        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["1", "1"]
+        assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["1", "1"]
+        shown = [rollout.node_status(url, token, MODEL, sample_seconds=0.1, ca_file=ca) for url in urls]
+        assert [(n["ready"], n["versions"], n.get("error")) for n in shown] == [(True, ["1"], None)] * 2
+        plain = rollout.node_status(urls[0].replace("https://", "http://"), token, MODEL, sample_seconds=0.1)
+        assert plain["ready"] is False and plain.get("error"), "plain HTTP to the TLS port gets no answer"
 
-        client = SteadyClient(urls, token, card_inputs)
+        client = SteadyClient(urls, token, card_inputs, ca)
         client.start()
         started = time.monotonic()
         record = rollout.deploy(MODEL + ":2", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
@@ -149,14 +156,14 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
               f"{len(client.failures)} failed")
         assert client.failures == [] and client.answered > 0
         assert record["status"] == "succeeded" and client.versions == {"1", "2"}
-        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["2", "2"]
+        assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["2", "2"]
 
         with pytest.raises(DeployFailed, match="example output 'label'"):
             rollout.deploy(MODEL + ":3", spec, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
-        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["2", "2"]
+        assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["2", "2"]
 
         rollout.rollback(name, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
-        assert [_infer(url, token, card_inputs)[0] for url in urls] == ["1", "1"]
+        assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["1", "1"]
     finally:
         server_ids = [s.id for s in conn.compute.servers() if s.name.startswith(name)]
         rollout.undeploy(name, cloud)

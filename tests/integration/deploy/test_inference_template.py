@@ -60,7 +60,7 @@ def test_an_endpoint_stack_creates_and_deletes_with_the_plain_openstack_cli(clou
         nodes = outputs["nodes"]
         assert [n["name"] for n in nodes] == [f"{name}-0", f"{name}-1"]
         assert all(n["public_address"] for n in nodes), nodes
-        assert outputs["endpoint_urls"] == [f"http://{n['public_address']}:8000" for n in nodes]
+        assert outputs["endpoint_urls"] == [f"https://{n['public_address']}:8000" for n in nodes], "HTTPS by default"
         ports = list(cloud.network.ports(tags=[f"dataops-endpoint={name}"]))
         assert len(ports) == 2
         (group,) = [g for g in cloud.network.security_groups() if g.name == f"{name}-nodes"]

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from support.live_server import BIN, TOKEN, RunningServer, free_port
+from support.live_server import BIN, TOKEN, RunningServer, free_port, loopback_tls
 from support.tiny_models import build_model_folder
 
 
@@ -46,6 +46,21 @@ def guarded_server(models, tmp_path_factory):
         [sys.executable, "-m", "orchestrator.serving", str(models["v1"]), "--token-file", str(token_file),
          "--range-policy", "flag", "--max-batch-rows", "32", "--max-wait-ms", "2", "--max-body-bytes", "4096"],
         free_port(), work / "server.log")
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(models, tmp_path_factory):
+    """The standalone entry point as an inference node runs it: HTTPS with a certificate of its own CA, a token."""
+    work = tmp_path_factory.mktemp("tls")
+    token_file = work / "token"
+    token_file.write_text(TOKEN + "\n")
+    running = RunningServer(
+        [sys.executable, "-m", "orchestrator.serving", str(models["v1"]), "--token-file", str(token_file)],
+        free_port(), work / "server.log", tls=loopback_tls(work / "tls"))
     try:
         yield running.wait_ready()
     finally:

@@ -54,9 +54,10 @@ class EndpointCloud:
         on_event(StackEvent(name, f"{action}_COMPLETE"))
 
     def stack_outputs(self, name):
-        count = int(self.stacks[name]["node_count"])
-        nodes = [{"name": f"web-{i}", "address": f"10.43.0.{10 + i}"} for i in range(count)]
-        return {"nodes": nodes, "endpoint_urls": [f"http://{n['address']}:8000" for n in nodes]}
+        count, scheme = int(self.stacks[name]["node_count"]), self.stacks[name]["serving_scheme"]
+        nodes = [{"name": f"web-{i}", "address": f"10.43.0.{10 + i}", "public_address": f"203.0.113.{10 + i}"}
+                 for i in range(count)]
+        return {"nodes": nodes, "endpoint_urls": [f"{scheme}://{n['public_address']}:8000" for n in nodes]}
 
     def find_stack(self, name):
         return StackSummary(name, "CREATE_COMPLETE") if name in self.stacks else None
@@ -82,11 +83,12 @@ class Playbooks:
     """Records each run (node, versions); refuses the versions listed in ``refuse``."""
 
     def __init__(self, refuse=()):
-        self.runs, self.refuse = [], set(refuse)
+        self.runs, self.refuse, self.extravars = [], set(refuse), []
 
     def __call__(self, playbook, inventory, extravars, limit=None, on_event=None):
         versions = [m["version"] for m in extravars["onnx_server_models"]]
         self.runs.append((limit, versions))
+        self.extravars.append(extravars)
         if set(versions) & self.refuse:
             raise ConfigurationFailed(f"{limit}: task 'Load the changed models' failed: example output 'label' differs")
 
@@ -216,6 +218,7 @@ def test_every_machine_of_the_cloud_sees_what_an_endpoint_serves_but_never_its_k
     assert [(e["model"], e["version"], e["status"]) for e in shared["history"]] == [("web", 1, "succeeded")]
     token = endpoint_state("web").ensure_token()
     assert token not in str(shared) and "PRIVATE KEY" not in str(shared)
+    assert shared["ca_certificate"] == endpoint_state("web").ca_file.read_text(), "the CA is public: it is shared"
     from orchestrator.usecases.drift import served_by
 
     with monkeypatch.context() as runner_vm:  # none of this machine's folders, the same cloud
@@ -223,3 +226,94 @@ def test_every_machine_of_the_cloud_sees_what_an_endpoint_serves_but_never_its_k
         assert served_by("web")[:2] == ("web", 1)
     assert CliRunner().invoke(app, ["undeploy", "web"]).exit_code == 0
     assert SharedRecords(cloud.records, "endpoints").get("web") is None
+
+
+def _sans(path: Path) -> tuple[list[str], list[str]]:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return sorted(sans.get_values_for_type(x509.DNSName)), sorted(map(str, sans.get_values_for_type(x509.IPAddress)))
+
+
+def test_every_node_serves_https_with_a_certificate_of_the_endpoint_ca_naming_its_addresses(setup):
+    store, cloud, spec = setup
+    spec = spec.model_copy(update={"tls_names": ["predict.example.org"]})
+    playbooks = Playbooks()
+    rollout.deploy("web:1", spec, store, cloud, configure=playbooks, wheelhouse_dir=Path("/wh"))
+    state = endpoint_state("web")
+    assert cloud.stacks["endpoint-web"]["serving_scheme"] == "https"
+    assert state.load()["outputs"]["endpoint_urls"] == ["https://203.0.113.10:8000", "https://203.0.113.11:8000"]
+    assert _sans(state.tls_dir / "web-0.pem") == (["predict.example.org", "web-0"], ["10.43.0.10", "203.0.113.10"])
+    assert _sans(state.tls_dir / "web-1.pem") == (["predict.example.org", "web-1"], ["10.43.0.11", "203.0.113.11"])
+    for extravars in playbooks.extravars:  # the playbook copies the files; no key travels in its variables
+        assert extravars["onnx_server_tls_source_dir"] == str(state.tls_dir)
+        assert extravars["onnx_server_insecure_http"] is False
+        assert "PRIVATE KEY" not in str(extravars)
+
+
+def test_an_endpoint_file_asking_for_plain_http_gets_http_urls_and_no_certificate(setup):
+    store, cloud, spec = setup
+    playbooks = Playbooks()
+    rollout.deploy("web:1", spec.model_copy(update={"insecure_http": True}), store, cloud, configure=playbooks,
+                   wheelhouse_dir=Path("/wh"))
+    state = endpoint_state("web")
+    assert state.load()["outputs"]["endpoint_urls"][0].startswith("http://")
+    assert not state.tls_dir.exists()
+    assert playbooks.extravars[0]["onnx_server_tls_source_dir"] == ""
+    assert playbooks.extravars[0]["onnx_server_insecure_http"] is True
+
+
+def test_a_stack_made_with_http_urls_is_updated_to_https_on_the_next_deploy(setup):
+    store, cloud, spec = setup
+    rollout.deploy("web:1", spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    cloud.stacks["endpoint-web"]["serving_scheme"] = "http"  # as a stack made before the servers spoke TLS
+    rollout.deploy("web:2", spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    assert [action for _, action, _ in cloud.waits] == ["CREATE", "UPDATE"]
+    assert endpoint_state("web").load()["outputs"]["endpoint_urls"][0].startswith("https://")
+
+
+def test_endpoints_show_reads_the_nodes_through_the_endpoint_ca_and_prints_its_path(cli, monkeypatch):
+    _, path = cli
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    reached = []
+    monkeypatch.setattr(rollout, "node_status", lambda url, token, model, ca_file=None: reached.append(
+        (url, ca_file)) or {"url": url, "ready": True, "versions": ["1"], "requests": 3, "requests_per_s": 0.5})
+    shown = CliRunner().invoke(app, ["endpoints", "show", "web"])
+    assert shown.exit_code == 0, shown.output
+    ca_file = endpoint_state("web").ca_file
+    assert [c for _, c in reached] == [ca_file, ca_file]
+    assert f"CA certificate: {ca_file}" in " ".join(shown.output.split())
+
+
+def test_endpoints_ca_prints_or_writes_the_ca_here_and_on_a_machine_holding_only_the_shared_record(
+        cli, monkeypatch, tmp_path):
+    _, path = cli
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    pem = endpoint_state("web").ca_file.read_text()
+    printed = CliRunner().invoke(app, ["endpoints", "ca", "web"])
+    assert printed.exit_code == 0 and printed.stdout == pem
+    with monkeypatch.context() as runner_vm:
+        runner_vm.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "runner-vm"))
+        written = CliRunner().invoke(app, ["endpoints", "ca", "web", "-o", str(tmp_path / "web-ca.pem")])
+        assert written.exit_code == 0, written.output
+        assert (tmp_path / "web-ca.pem").read_text() == pem
+
+
+def test_endpoints_ca_of_a_plain_http_endpoint_says_it_has_none(cli, tmp_path):
+    _, path = cli
+    Path(path).write_text(ENDPOINT_FILE + "insecure_http: true\n")
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    result = CliRunner().invoke(app, ["endpoints", "ca", "web"])
+    assert result.exit_code == 1
+    assert "endpoint web serves plain HTTP" in " ".join(result.output.split())
+
+
+def test_an_endpoint_turned_to_plain_http_no_longer_hands_out_its_old_ca(cli):
+    cloud, path = cli
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    Path(path).write_text(ENDPOINT_FILE + "insecure_http: true\n")
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    assert endpoint_state("web").load()["outputs"]["endpoint_urls"][0].startswith("http://")
+    assert CliRunner().invoke(app, ["endpoints", "ca", "web"]).exit_code == 1
+    assert SharedRecords(cloud.records, "endpoints").get("web")["ca_certificate"] is None

@@ -16,11 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import dask
 from distributed import Client, LocalCluster
 
 import orchestrator
 
 CONNECT_TIMEOUT = "30s"
+# A LocalCluster closes the nanny of a worker still missing ``lost-worker-timeout`` (15 s) after one of its deaths,
+# even while that nanny is restarting it: a worker dying twice about 15 s apart was gone for good, and a run whose
+# only worker it was waited forever. Every worker here is a nanny's child on this machine: let the nanny restart it.
+KEEP_RESTARTING_WORKERS = {"distributed.deploy.lost-worker-timeout": "3650d"}
 
 
 @contextmanager
@@ -38,7 +43,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, securi
             yield client
         return
     threads = os.cpu_count() or 2
-    with LocalCluster(
+    with dask.config.set(KEEP_RESTARTING_WORKERS), LocalCluster(
         n_workers=workers or 1,
         threads_per_worker=max(1, threads // (workers or 1)),
         processes=True,

@@ -46,6 +46,12 @@ class ArtifactError(DataopsError):
     exit_code = 7
 
 
+class StoreFull(ArtifactError):
+    """The disk under the store (or a stage's scratch folder) has no space left; what was published stays whole."""
+
+    exit_code = 7
+
+
 class ArtifactNotFound(ArtifactError):
     """No artifact, run or model under the given name."""
 

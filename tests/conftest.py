@@ -8,10 +8,20 @@ from pathlib import Path
 import pytest
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Write the chaos suite's table (docs/chaos.md) from the cases this session ran."""
-    from tests.support.chaos_table import write_table
+def pytest_configure(config):
+    """Remember the secrets the session mints (credentials, tokens, TempURL keys) for the scan at its end."""
+    from tests.support.secret_scan import collect_minted_secrets
 
+    collect_minted_secrets()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Scan what the session wrote for the secrets it used (a hit fails the session), then write the chaos suite's
+    table (docs/chaos.md) from the cases this session ran."""
+    from tests.support.chaos_table import write_table
+    from tests.support.secret_scan import check_session
+
+    check_session(session)
     write_table()
 
 

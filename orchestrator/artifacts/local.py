@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,10 +19,23 @@ from orchestrator.artifacts.store import (
     manifest_digest,
     sha256_of_file,
 )
+from orchestrator.artifacts.disk_space import disk_space_checked
 from orchestrator.atomic import atomic_file, write_atomically
 from orchestrator.errors import ArtifactError, ArtifactNotFound
 
 STAGING = ".staging"
+
+
+def _disk_space_checked(method):
+    """A write of the store meeting a full disk raises ``StoreFull`` naming the store's folder and the key."""
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        writing = f"artifact {args[0]!r}" if args else "a stage's scratch folder"
+        with disk_space_checked(self.root, writing):
+            return method(self, *args, **kwargs)
+
+    return checked
 
 
 class LocalStore:
@@ -41,6 +55,7 @@ class LocalStore:
             raise ArtifactError(f"invalid artifact key {key!r}")
         return self.root / key
 
+    @_disk_space_checked
     def scratch_dir(self) -> Path:
         path = self.root / STAGING / uuid.uuid4().hex
         path.mkdir(parents=True)
@@ -54,6 +69,7 @@ class LocalStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
 
+    @_disk_space_checked
     def put_bytes(self, key: str, data: bytes) -> ArtifactInfo:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +77,7 @@ class LocalStore:
         write_atomically(dest, data, temp_dir=self.root / STAGING)
         return ArtifactInfo(key, hashlib.sha256(data).hexdigest(), len(data))
 
+    @_disk_space_checked
     def put_if_absent(self, key: str, data: bytes) -> bool:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +92,7 @@ class LocalStore:
             staged.unlink(missing_ok=True)
         return True
 
+    @_disk_space_checked
     def put_file(self, key: str, path: Path) -> ArtifactInfo:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +155,7 @@ class LocalStore:
         else:
             path.unlink(missing_ok=True)
 
+    @_disk_space_checked
     def put_dataset(self, key: str, folder: Path) -> ArtifactInfo:
         dest = self._path(key)
         folder = Path(folder)
@@ -145,7 +164,11 @@ class LocalStore:
         size = sum(f["size"] for f in manifest["files"].values())
         if folder.parent != self.root / STAGING:
             staged = self.scratch_dir()
-            shutil.copytree(folder, staged, dirs_exist_ok=True)
+            try:
+                shutil.copytree(folder, staged, dirs_exist_ok=True)
+            except BaseException:
+                shutil.rmtree(staged, ignore_errors=True)  # a half copy would only keep a full disk full
+                raise
             folder = staged
         if dest.exists():
             # Content-addressed keys: an existing complete dataset has the same content.

@@ -16,10 +16,11 @@ from typing import Callable
 
 from distributed import Client
 
+from orchestrator.artifacts.disk_space import disk_full_error, disk_space_checked, is_disk_full
 from orchestrator.artifacts.lineage import library_versions, new_run_id, now, save_record
 from orchestrator.artifacts.run_liveness import RunHeartbeat, this_process
 from orchestrator.artifacts.store import MANIFEST, ArtifactStore, manifest_digest
-from orchestrator.errors import DataopsError, StageFailed, ValidationFailed
+from orchestrator.errors import DataopsError, StageFailed, StoreFull, ValidationFailed
 from orchestrator.pipeline import sources as source_io
 from orchestrator.pipeline.cache import STAGE_META, cache_location, stage_key
 from orchestrator.pipeline.column_check import check_pipeline_columns
@@ -137,6 +138,8 @@ def run_pipeline(
                 except DataopsError:
                     raise
                 except Exception as exc:
+                    if is_disk_full(exc):  # on this machine or on a worker writing the stage's output
+                        raise disk_full_error(out_dir, f"the output of stage {stage.name!r}") from exc
                     raise StageFailed(f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}") from exc
                 if ctx.partitions is not None:
                     meta["reads"] = ctx.partitions.reads
@@ -146,7 +149,8 @@ def run_pipeline(
                         kept = _keep_quarantine(data, run_id, stage, record)
                         failure += f"; quarantined rows with reasons: {kept}"
                     raise ValidationFailed(failure)
-                (out_dir / STAGE_META).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+                with disk_space_checked(out_dir, f"the output of stage {stage.name!r}"):
+                    (out_dir / STAGE_META).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
                 digest = data.publish(location).sha256
                 entry["status"] = "ran"
                 notify(stage.name, "done", meta)
@@ -173,11 +177,17 @@ def run_pipeline(
         raise
     finally:
         heartbeat.stop()
-        record["finished_at"] = now()
-        record["elapsed_s"] = round(time.perf_counter() - started, 3)
-        save_record(store, record)
+        # Scratch first: on a full disk, what a failed stage left there is the space the record needs.
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
+        record["finished_at"] = now()
+        record["elapsed_s"] = round(time.perf_counter() - started, 3)
+        try:
+            save_record(store, record)
+        except StoreFull:
+            if record["status"] == "succeeded":
+                raise
+            # The error that ended the run says more than the record it left no room for.
     return RunResult(run_id, record)
 
 

@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+# Imported as ``support.chaos_table`` and as ``tests.support.chaos_table``: one module, so one table of cases.
+for _alias in ("support.chaos_table", "tests.support.chaos_table"):
+    sys.modules.setdefault(_alias, sys.modules[__name__])
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

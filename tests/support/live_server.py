@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.secret_scan import remember_secret
 
 TOKEN = "s3cret-token-for-tests-0123456789"
+remember_secret(TOKEN, "bearer token")
 BIN = Path(sys.executable).parent
 
 

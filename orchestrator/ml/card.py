@@ -1,7 +1,9 @@
 """The model card: input and output schema, reference statistics, metrics, parity, lineage, versions.
 
 Follows the model folder contract shared with the inference server (datatypes named as in the Open Inference
-Protocol; readers tolerate unknown keys).
+Protocol; readers tolerate unknown keys). Each input is named by its column in the data (``name``) and by its ONNX
+input (``onnx_name``); a card written before columns could have any name has no ``onnx_name``, and its readers
+take ``name`` for both.
 """
 
 from __future__ import annotations
@@ -33,14 +35,21 @@ def _float(value) -> float | None:
     return None if np.isnan(value) else value
 
 
-def input_schema(spec: ModelSpec, X_train: pd.DataFrame) -> list[dict]:
-    """One entry per ONNX input: numeric FP32 with the range seen in training, categorical BYTES with its values."""
+def input_schema(spec: ModelSpec, X_train: pd.DataFrame, onnx_names: dict[str, str] | None = None) -> list[dict]:
+    """One entry per ONNX input: numeric FP32 with the range seen in training, categorical BYTES with its values.
+
+    Args:
+        spec: the model section.
+        X_train: the coerced training features.
+        onnx_names: ``{column: ONNX input name}``; default: the columns' own names.
+    """
+    onnx_names = onnx_names or {}
     schema = []
     for name in spec.features.numeric:
         values = X_train[name].to_numpy(dtype=np.float64)
         seen = values[~np.isnan(values)]
         schema.append({
-            "name": name, "datatype": "FP32",
+            "name": name, "onnx_name": onnx_names.get(name, name), "datatype": "FP32",
             # Missing numbers are imputed inside the graph: NaN is a valid input.
             "nullable": spec.preprocessing.numeric_impute != "none" or bool(np.isnan(values).any()),
             "min": _float(seen.min()) if seen.size else None,
@@ -50,7 +59,8 @@ def input_schema(spec: ModelSpec, X_train: pd.DataFrame) -> list[dict]:
     for name in spec.features.categorical:
         categories = sorted(set(X_train[name]))
         schema.append({
-            "name": name, "datatype": "BYTES", "nullable": False, "shape": [-1, 1],
+            "name": name, "onnx_name": onnx_names.get(name, name), "datatype": "BYTES", "nullable": False,
+            "shape": [-1, 1],
             "allowed": categories[:MAX_ALLOWED_CATEGORIES],
             # A client sends this string for a missing category: the graph was trained on it.
             "missing_value": spec.preprocessing.missing_category,
@@ -104,14 +114,17 @@ def estimator_description(spec: ModelSpec, model) -> dict:
 
 
 def build_card(*, spec: ModelSpec, model, X_train: pd.DataFrame, classes, files: dict, metrics: dict,
-               parity: dict, examples: dict, lineage: dict) -> dict:
-    """Assemble the model card dictionary (``version`` is set by the registry when it publishes the folder)."""
+               parity: dict, examples: dict, lineage: dict, onnx_names: dict[str, str] | None = None) -> dict:
+    """Assemble the model card dictionary (``version`` is set by the registry when it publishes the folder).
+
+    ``onnx_names`` maps each feature column to its ONNX input name (``onnx_export.input_names``).
+    """
     card = {
         "name": spec.name,
         "version": None,
         "task": spec.task,
         "target": spec.target,
-        "inputs": input_schema(spec, X_train),
+        "inputs": input_schema(spec, X_train, onnx_names),
         "outputs": output_schema(spec, classes),
         "files": files,
         "metrics": metrics,
@@ -135,20 +148,26 @@ def _headline_metrics(metrics: dict) -> list[tuple[str, float, float | None]]:
     return [(k, metrics[k], baseline.get(k)) for k in keys if isinstance(metrics.get(k), (int, float))]
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a column may be called ``a|b``."""
+    return str(text).replace("|", "\\|")
+
+
 def render_markdown(card: dict) -> str:
     """The card for humans."""
     version = card.get("version")
     lines = [f"# {card['name']}" + (f" v{version}" if version else ""), "",
              f"{card['task'].capitalize()} of `{card.get('target', '?')}` with `{card['estimator']['class']}`, "
              f"created {card['created_at']}.", "", "## Inputs", "",
-             "| name | type | nullable | seen in training |", "|---|---|---|---|"]
+             "| name | ONNX input | type | nullable | seen in training |", "|---|---|---|---|---|"]
     for item in card["inputs"]:
         if item["datatype"] == "FP32":
             seen = f"{item['min']} .. {item['max']}"
         else:
             allowed = item.get("allowed", [])
             seen = ", ".join(map(str, allowed[:10])) + (f" (+{len(allowed) - 10} more)" if len(allowed) > 10 else "")
-        lines.append(f"| {item['name']} | {item['datatype']} | {item['nullable']} | {seen} |")
+        name, onnx_name = _cell(item["name"]), item.get("onnx_name", item["name"])
+        lines.append(f"| {name} | {onnx_name} | {item['datatype']} | {item['nullable']} | {_cell(seen)} |")
     lines += ["", "## Outputs", ""]
     lines += [f"- `{o['name']}`: {o['datatype']} {o['shape']}" for o in card["outputs"]]
     if "classes" in card:

@@ -11,10 +11,18 @@ Fix: re-register the HistGradientBoosting converters (same shape calculators and
 gives the original converter a container whose ``add_node`` turns booleans inside list attributes into 0/1,
 which is what the ONNX operator specifies. Only these two converters are affected; the graph is otherwise the
 one skl2onnx builds. Registration is idempotent.
+
+Second fix, of the same converters: a HistGradientBoosting split threshold is a float64 midpoint between two bin
+edges, and ONNX keeps thresholds as float32. Rounded to the nearest float32, a threshold lying between two adjacent
+float32 numbers may land on the upper one, and a row holding exactly that value then goes left in ONNX and right in
+scikit-learn (seen on the Palmer penguins: 171 g apart on one test row of 47). The converter is handed a copy whose
+thresholds are rounded down instead: for every float32 input ``x``, ``x <= t`` holds exactly when ``x <= a`` for
+the largest float32 ``a`` not above ``t``, so the exported model splits float32 inputs as the fitted one does.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -49,9 +57,24 @@ class _BoolSafeContainer:
         return getattr(self._container, name)
 
 
+def float32_exact_thresholds(model):
+    """A copy of a fitted HistGradientBoosting model whose numeric split thresholds are float32 numbers splitting
+    float32 inputs exactly as the original float64 thresholds do (see the module's docstring)."""
+    exact = copy.deepcopy(model)
+    for predictors in exact._predictors:
+        for predictor in predictors:
+            thresholds = predictor.nodes["num_threshold"]
+            rounded = thresholds.astype(np.float32)
+            above = rounded.astype(np.float64) > thresholds
+            rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+            predictor.nodes["num_threshold"] = rounded.astype(np.float64)
+    return exact
+
+
 def _bool_safe(original):
     # skl2onnx insists on exactly three parameters, hence a closure rather than a default argument.
     def convert(scope, operator, container):
+        operator.raw_operator = float32_exact_thresholds(operator.raw_operator)
         return original(scope, operator, _BoolSafeContainer(container))
 
     return convert

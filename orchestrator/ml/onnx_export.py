@@ -3,6 +3,10 @@
 The parity check runs the scikit-learn pipeline and the ONNX graph (onnxruntime) on the whole test partition:
 labels must agree exactly and probabilities within ``spec.parity_tolerance`` (regression: predictions within
 ``tolerance * max(1, |prediction|)``). Otherwise export fails with the worst rows and nothing is written.
+
+Feature columns may have any name; the graph's inputs get valid, unique names (``onnx_names``) and the card maps
+each column to its input (``onnx_name``), so the parity check, the card's examples and every reader feed the
+graph by those names.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from orchestrator.errors import ParityFailed, StageFailed
 from orchestrator.ml.card import PROFILE_FILE, build_card, monitoring_entry, render_markdown
 from orchestrator.ml.converters import install_converter_fixes
 from orchestrator.ml.features import coerce_features, describe_frame
+from orchestrator.ml.onnx_names import graph_names, onnx_input_names, rename_graph_inputs
 from orchestrator.ml.spec import ModelSpec
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -39,7 +44,8 @@ class ExportResult:
 
 
 def onnx_input_types(spec: ModelSpec) -> list:
-    """One ``[None, 1]`` input per raw column: float for numeric, string for categorical."""
+    """One ``[None, 1]`` input per raw column (named as the column, which is how the fitted ``ColumnTransformer``
+    selects it): float for numeric, string for categorical."""
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     return [(name, FloatTensorType([None, 1])) for name in spec.features.numeric] + [
@@ -48,7 +54,9 @@ def onnx_input_types(spec: ModelSpec) -> list:
 
 
 def convert_to_onnx(spec: ModelSpec, model) -> onnx.ModelProto:
-    """Convert the fitted pipeline with skl2onnx and check the graph.
+    """Convert the fitted pipeline with skl2onnx, name its inputs by ``onnx_input_names`` and check the graph.
+
+    The inputs are in the order of ``spec.features.all``; ``input_names`` reads the mapping back.
 
     Raises:
         StageFailed: skl2onnx cannot convert the pipeline or the graph is invalid.
@@ -60,16 +68,32 @@ def convert_to_onnx(spec: ModelSpec, model) -> onnx.ModelProto:
     try:
         graph = convert_sklearn(model, initial_types=onnx_input_types(spec), options=options,
                                 target_opset=TARGET_OPSET, name=spec.name)
+        # skl2onnx makes its own names of columns that are not identifiers; ours are documented and stable.
+        own = {value.name for value in graph.graph.input}
+        names = onnx_input_names(spec.features.all, reserved=frozenset(graph_names(graph.graph) - own))
+        rename_graph_inputs(graph, [names[column] for column in spec.features.all])
         onnx.checker.check_model(graph, full_check=True)
     except (RuntimeError, TypeError, ValueError, NotImplementedError, onnx.checker.ValidationError) as exc:
         raise StageFailed(f"cannot convert {spec.estimator} to ONNX: {exc}") from exc
     return graph
 
 
-def onnx_feeds(spec: ModelSpec, X: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The ONNX inputs for coerced features: ``[n, 1]`` float32 or string arrays, by column name."""
-    feeds = {name: X[name].to_numpy(dtype=np.float32).reshape(-1, 1) for name in spec.features.numeric}
-    feeds.update({name: X[name].to_numpy(dtype=object).reshape(-1, 1) for name in spec.features.categorical})
+def input_names(spec: ModelSpec, graph: onnx.ModelProto) -> dict[str, str]:
+    """``{feature column: ONNX input name}`` of a graph made by ``convert_to_onnx``."""
+    return dict(zip(spec.features.all, (value.name for value in graph.graph.input)))
+
+
+def onnx_feeds(spec: ModelSpec, X: pd.DataFrame, names: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """The ONNX inputs for coerced features: ``[n, 1]`` float32 or string arrays, by ONNX input name.
+
+    Args:
+        spec: the model section (which features are numeric, which categorical).
+        X: the coerced features, columns named as in the data.
+        names: ``{column: ONNX name}`` (``input_names``); default ``onnx_input_names`` of the features.
+    """
+    names = names or onnx_input_names(spec.features.all)
+    feeds = {names[c]: X[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in spec.features.numeric}
+    feeds.update({names[c]: X[c].to_numpy(dtype=object).reshape(-1, 1) for c in spec.features.categorical})
     return feeds
 
 
@@ -77,8 +101,16 @@ def _session(model_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
 
 
-def check_parity(spec: ModelSpec, model, model_bytes: bytes, X: pd.DataFrame) -> dict:
+def check_parity(spec: ModelSpec, model, model_bytes: bytes, X: pd.DataFrame,
+                 names: dict[str, str] | None = None) -> dict:
     """Compare scikit-learn and onnxruntime predictions on every row of ``X``.
+
+    Args:
+        spec: the model section.
+        model: the fitted pipeline, fed ``X`` with the data's column names.
+        model_bytes: the ONNX graph, fed the same values by its input names (``names``, see ``onnx_feeds``).
+        X: the coerced test features.
+        names: ``{column: ONNX name}``.
 
     Returns:
         The parity record (rows, label mismatches, largest difference, tolerance, passed, worst rows).
@@ -87,7 +119,7 @@ def check_parity(spec: ModelSpec, model, model_bytes: bytes, X: pd.DataFrame) ->
         ParityFailed: a label differs or a difference exceeds the tolerance; the message lists the worst rows.
     """
     session = _session(model_bytes)
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, onnx_feeds(spec, X))))
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, onnx_feeds(spec, X, names))))
     tolerance = spec.parity_tolerance
     if spec.task == "classification":
         expected_labels = model.predict(X)
@@ -130,12 +162,12 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _examples(spec: ModelSpec, model_bytes: bytes, X_train: pd.DataFrame) -> dict:
-    """A few training rows with the ONNX outputs: a request a client can copy."""
+def _examples(spec: ModelSpec, model_bytes: bytes, X_train: pd.DataFrame, names: dict[str, str]) -> dict:
+    """A few training rows with the ONNX outputs: a request a client can copy (records, by column name)."""
     complete = X_train.dropna()
     rows = (complete if len(complete) else X_train).head(EXAMPLE_ROWS)
     session = _session(model_bytes)
-    outputs = session.run(None, onnx_feeds(spec, rows))
+    outputs = session.run(None, onnx_feeds(spec, rows, names))
     names = [o.name for o in session.get_outputs()]
     inputs = [{k: (None if isinstance(v, float) and np.isnan(v) else _plain(v)) for k, v in row.items()}
               for row in rows.astype(object).to_dict(orient="records")]
@@ -180,7 +212,8 @@ def export_model(
     X_test = coerce_features(spec, test)
     graph = convert_to_onnx(spec, model)
     model_bytes = graph.SerializeToString()
-    parity = check_parity(spec, model, model_bytes, X_test)
+    names = input_names(spec, graph)
+    parity = check_parity(spec, model, model_bytes, X_test, names)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +224,8 @@ def export_model(
     lineage.setdefault("training_data", {"train": describe_frame(train)})
     classes = getattr(model, "classes_", None)
     card = build_card(spec=spec, model=model, X_train=X_train, classes=classes, files=files, metrics=metrics,
-                      parity=parity, examples=_examples(spec, model_bytes, X_train), lineage=lineage)
+                      parity=parity, examples=_examples(spec, model_bytes, X_train, names), lineage=lineage,
+                      onnx_names=names)
     write_card(out_dir, card)
     metrics = json.dumps(card["metrics"], indent=1, sort_keys=True)
     write_atomically(out_dir / "metrics.json", metrics, MODEL_FILE_MODE)

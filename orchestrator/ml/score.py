@@ -81,13 +81,15 @@ def _feeds(card: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     feeds = {}
     for item in card["inputs"]:
         column = frame[item["name"]]
+        # A card written before any column name was allowed has no onnx_name: its inputs are named as the columns.
+        onnx_name = item.get("onnx_name", item["name"])
         if item["datatype"] == "FP32":
-            feeds[item["name"]] = column.astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
+            feeds[onnx_name] = column.astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
         else:
             missing = item.get("missing_value", "__missing__")
             values = np.array([str(v) for v in column.astype(object)], dtype=object)
             values[column.isna().to_numpy()] = missing
-            feeds[item["name"]] = values.reshape(-1, 1)
+            feeds[onnx_name] = values.reshape(-1, 1)
     return feeds
 
 

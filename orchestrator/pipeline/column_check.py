@@ -33,6 +33,7 @@ from orchestrator.pipeline.validate import REASON, check_partition
 from orchestrator.yaml_files import line_of, suggest
 
 _UNDEFINED = re.compile(r"name '(.+?)' is not defined")
+_BACKTICKED = re.compile(r"`([^`]+)`")
 _SHOWN = 30  # columns listed in a message; wider frames are cut with a count
 
 
@@ -157,7 +158,7 @@ def _expressions_known(frame: pd.DataFrame, step: Step, where: tuple, problems: 
             stand_in.eval(expression)
         except NameError as exc:  # pandas' UndefinedVariableError: a name that is no column
             match = _UNDEFINED.search(str(exc))
-            name = match[1] if match else str(exc)
+            name = _as_written(match[1], expression) if match else str(exc)
             problems.unknown(loc, name, frame.columns, "there")
             known = False
         except Exception:  # noqa: BLE001 - stand-in values may not suit the expression; the stage will tell
@@ -165,6 +166,17 @@ def _expressions_known(frame: pd.DataFrame, step: Step, where: tuple, problems: 
         if step.derive is not None and known:
             stand_in = stand_in.assign(**{loc[-1]: stand_in.eval(expression)})
     return known
+
+
+def _as_written(name: str, expression: str) -> str:
+    """A name pandas reports undefined, as the expression writes it: pandas renames a backticked name
+    (`` `Amount (EUR)` ``) to an identifier of its own before evaluating."""
+    from pandas.core.computation.parsing import create_valid_python_identifier
+
+    for written in _BACKTICKED.findall(expression):
+        if create_valid_python_identifier(written) == name:
+            return written
+    return name
 
 
 def _blended(pipeline: LoadedPipeline, ingested: Mapping[str, pd.DataFrame | None],

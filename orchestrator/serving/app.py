@@ -79,7 +79,8 @@ class InferenceService:
             metrics.OUT_OF_RANGE.labels(model.name, name).inc(len(rows))
         results = await self.batcher(model).infer(decoded.feeds, decoded.rows)
         if self.capture is not None:
-            self.capture.offer(model.name, model.version, decoded.request_id, decoded.feeds, results, flags)
+            self.capture.offer(model.name, model.version, decoded.request_id, model.by_column(decoded.feeds), results,
+                               flags)
         return results
 
     async def load_all(self) -> None:

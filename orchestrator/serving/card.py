@@ -2,6 +2,10 @@
 
 Only the fields serving relies on are parsed; unknown keys are kept in ``raw`` and otherwise ignored,
 as the model folder contract asks of every reader.
+
+An input of the card names its column in the data (``name``, what ``/predict`` records carry) and its ONNX input
+(``onnx_name``, what V2 tensors carry). A card without ``onnx_name`` (written before columns could have any name)
+names both by ``name``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ INPUT_DATATYPES = ("FP32", "BYTES")
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One raw feature column: an ONNX input of shape ``[-1, 1]``."""
+    """One raw feature column: an ONNX input of shape ``[-1, 1]``.
+
+    Attributes:
+        name: the ONNX input's name (V2 tensors, feeds, messages about tensors).
+        column: the column's name in the data (``/predict`` records); ``name`` unless the card maps it.
+    """
 
     name: str
     datatype: str
@@ -28,10 +37,23 @@ class InputSpec:
     min: float | None = None
     max: float | None = None
     allowed: frozenset[str] | None = None
+    column: str = ""
+    # A categorical input's stand-in for a missing value (the card's ``missing_value``): a null becomes it, as the
+    # training rows' missing categories did, instead of being refused.
+    missing_value: str | None = None
+
+    def __post_init__(self):
+        if not self.column:
+            object.__setattr__(self, "column", self.name)
 
     @property
     def is_numeric(self) -> bool:
         return self.datatype == "FP32"
+
+    @property
+    def label(self) -> str:
+        """How messages name the input: ``'grosse'``, or ``'grosse' (column 'Größe')`` when the names differ."""
+        return repr(self.name) if self.column == self.name else f"{self.name!r} (column {self.column!r})"
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,8 @@ def _finite_or_none(value, where: str) -> float | None:
 
 
 def _parse_input(item: dict, where: str) -> InputSpec:
-    name = _require(item, "name", where)
+    column = str(_require(item, "name", where))
+    name = str(item.get("onnx_name", column))
     datatype = _require(item, "datatype", where)
     if datatype not in INPUT_DATATYPES:
         raise ModelLoadError(f"{where} ({name}): datatype must be one of {INPUT_DATATYPES}, got {datatype!r}")
@@ -88,12 +111,14 @@ def _parse_input(item: dict, where: str) -> InputSpec:
             raise ModelLoadError(f"{where} ({name}): 'allowed' must be a list of strings")
         allowed = frozenset(allowed)
     return InputSpec(
-        name=str(name),
+        name=name,
+        column=column,
         datatype=datatype,
         nullable=bool(item.get("nullable", False)),
         min=_finite_or_none(item.get("min"), f"{where} ({name}).min"),
         max=_finite_or_none(item.get("max"), f"{where} ({name}).max"),
         allowed=allowed,
+        missing_value=item["missing_value"] if isinstance(item.get("missing_value"), str) else None,
     )
 
 

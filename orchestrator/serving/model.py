@@ -1,4 +1,9 @@
-"""One loaded model: its card, one onnxruntime InferenceSession, and the checks that the two agree."""
+"""One loaded model: its card, one onnxruntime InferenceSession, and the checks that the two agree.
+
+V2 tensors and the metadata's inputs use the ONNX input names; ``/predict`` records use the columns' names. Where
+the card maps a column to an input of another name, the metadata lists the column beside it
+(``parameters.column``); a model whose inputs are named as its columns answers metadata as it always has.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +87,8 @@ class LoadedModel:
         self.output_names = [meta.name for meta in self.outputs]
         self.providers = session.get_providers()
         self.input_specs = {spec.name: spec for spec in card.inputs}
+        # A column named otherwise than its input, by column name: what a V2 client sending the column's name meant.
+        self.renamed_columns = {spec.column: spec for spec in card.inputs if spec.column != spec.name}
         self._check_agreement()
 
     def _check_agreement(self) -> None:
@@ -99,14 +106,27 @@ class LoadedModel:
                 )
 
     def metadata(self) -> dict:
-        """The V2 model metadata answer."""
+        """The V2 model metadata answer: inputs by ONNX name, with the column each one reads where they differ."""
+        inputs = []
+        for meta in self.inputs:
+            entry = meta.as_dict()
+            column = self.input_specs[meta.name].column
+            if column != meta.name:
+                entry["parameters"] = {"column": column}
+            inputs.append(entry)
         return {
             "name": self.name,
             "versions": [str(self.version)],
             "platform": PLATFORM,
-            "inputs": [meta.as_dict() for meta in self.inputs],
+            "inputs": inputs,
             "outputs": [meta.as_dict() for meta in self.outputs],
         }
+
+    def by_column(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` keyed by the columns' names (what captures record, as the reference profile names them)."""
+        if not self.renamed_columns:
+            return feeds
+        return {self.input_specs[name].column: array for name, array in feeds.items()}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Score already validated input arrays; returns every output by name."""

@@ -84,9 +84,9 @@ def smoke_test(folder: Path) -> SmokeTest:
 def _feeds(model: LoadedModel, features: pd.DataFrame) -> dict[str, np.ndarray]:
     feeds = {}
     for spec in model.card.inputs:
-        if spec.name not in features.columns:
-            raise DataopsError(f"the holdout has no column {spec.name!r}, an input of {model.name}:{model.version}")
-        column = features[spec.name]
+        if spec.column not in features.columns:
+            raise DataopsError(f"the holdout has no column {spec.column!r}, an input of {model.name}:{model.version}")
+        column = features[spec.column]
         feeds[spec.name] = (column.to_numpy(dtype=np.float32) if spec.datatype == "FP32"
                             else column.astype(str).to_numpy(dtype=object)).reshape(-1, 1)
     return feeds

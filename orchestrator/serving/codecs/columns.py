@@ -80,7 +80,8 @@ def fp32_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
 
 
 def bytes_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
-    """``values`` as a ``(rows, 1)`` object array of strings, nulls (where nullable) as ``""``.
+    """``values`` as a ``(rows, 1)`` object array of strings, nulls as the card's missing value (the category the
+    model learnt missing values as, as ``dataops predict`` does), else (where nullable) as ``""``.
 
     Returns:
         The array and the values as a list (nulls replaced).
@@ -89,15 +90,17 @@ def bytes_column(values: list, spec: InputSpec) -> tuple[np.ndarray, list]:
         BadElement: a value is not a string, or is null where the card forbids it.
     """
     nulls = False
+    takes_null = spec.nullable or spec.missing_value is not None
     for value in values:
         if type(value) is not str:
-            if value is None and spec.nullable:
+            if value is None and takes_null:
                 nulls = True
             else:
-                expected = "a string or null" if spec.nullable else "a string"
+                expected = "a string or null" if takes_null else "a string"
                 raise BadElement(_position(values, value), f"expected {expected} (BYTES), got {show(value)}")
     if nulls:
-        values = ["" if value is None else value for value in values]
+        stand_in = spec.missing_value if spec.missing_value is not None else ""
+        values = [stand_in if value is None else value for value in values]
     array = np.empty((len(values), 1), dtype=object)
     array[:, 0] = values
     return array, values

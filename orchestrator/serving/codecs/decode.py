@@ -4,6 +4,10 @@ extension) and the people-friendly ``/predict`` records.
 Decoding checks the protocol (names, datatypes, shapes, binary layout) and each element's type; the card's
 ranges are validation's (``validate.check_values``). Every refusal is a ``BadRequest`` whose message names the
 input (or record and field), what was expected and what came.
+
+V2 tensors are named by the ONNX inputs (the metadata's names); records by the columns (the card's ``name``), and
+a record may also name a field by its ONNX input. A V2 tensor named by its column is refused with the input's
+name, so that a client learns the one name V2 takes.
 """
 
 from __future__ import annotations
@@ -143,14 +147,18 @@ def decode_records(body: bytes, model: LoadedModel) -> DecodedRequest:
     feeds, columns = {}, {}
     for spec in model.card.inputs:
         column = []
+        field = spec.column
         for index, record in enumerate(records):
-            if spec.name not in record:
-                raise BadRequest(f"record {index}: missing field {spec.name!r} ({spec.datatype})")
-            column.append(record[spec.name])
+            if field in record:
+                column.append(record[field])
+            elif spec.name in record:  # the ONNX input's name, where it differs from the column's
+                column.append(record[spec.name])
+            else:
+                raise BadRequest(f"record {index}: missing field {field!r} ({spec.datatype})")
         try:
             feeds[spec.name], columns[spec.name] = (fp32_column if spec.is_numeric else bytes_column)(column, spec)
         except BadElement as bad:
-            raise BadRequest(f"record {bad.index}, field {spec.name!r}: {bad.problem}") from None
+            raise BadRequest(f"record {bad.index}, field {field!r}: {bad.problem}") from None
     return DecodedRequest(feeds=feeds, rows=len(records), columns=columns,
                           outputs=[RequestedOutput(name, False) for name in model.output_names])
 
@@ -183,6 +191,10 @@ def _decode_input(item, model: LoadedModel, binary: memoryview | None, offset: i
         raise _unknown_field(item, TENSOR_FIELDS, f"input {name[:60]!r}")
     spec = model.input_specs.get(name)
     if spec is None:
+        renamed = model.renamed_columns.get(name)
+        if renamed is not None:
+            raise BadRequest(f"unknown input {name!r}: V2 tensors use ONNX input names; column {name!r} is input "
+                             f"{renamed.name!r} of model {model.name!r}")
         expected = ", ".join(s.name for s in model.card.inputs)
         raise BadRequest(f"unknown input {name!r}: model {model.name!r} expects inputs [{expected}]")
     datatype = item.get("datatype")
@@ -273,7 +285,7 @@ def _split_bytes_tensor(raw: bytes | memoryview, count: int, name: str) -> list[
 def _check_complete(feeds: dict, model: LoadedModel) -> None:
     missing = [spec for spec in model.card.inputs if spec.name not in feeds]
     if missing:
-        described = ", ".join(f"{spec.name!r} ({spec.datatype}, shape [-1, 1])" for spec in missing)
+        described = ", ".join(f"{spec.label} ({spec.datatype}, shape [-1, 1])" for spec in missing)
         raise BadRequest(f"missing input(s) {described} for model {model.name!r}")
 
 

@@ -55,9 +55,9 @@ def check_values(request: DecodedRequest, model: LoadedModel, policy: str) -> di
             row = index if rows_of is None else rows_of[spec.name][index]
             if value != value:
                 if not spec.nullable:
-                    raise BadRequest(f"input {spec.name!r}, row {row}: NaN where the model card says not nullable")
+                    raise BadRequest(f"input {spec.label}, row {row}: NaN where the model card says not nullable")
             elif not -FP32_MAX <= value <= FP32_MAX:
-                raise BadRequest(f"input {spec.name!r}, row {row}: expected a finite FP32 value, got {value}")
+                raise BadRequest(f"input {spec.label}, row {row}: expected a finite FP32 value, got {value}")
             elif outside is None:
                 outside = [row]
             else:
@@ -97,7 +97,7 @@ def _out_of_range(spec: InputSpec, rows: list[int], column, policy: str, flags: 
         else:
             expected, got = f"one of the training categories {sorted(spec.allowed)[:20]}", column[row]
         raise BadRequest(
-            f"input {spec.name!r}, row {row}: expected {expected}, got {got!r}"
+            f"input {spec.label}, row {row}: expected {expected}, got {got!r}"
             f" ({len(rows)} of {len(column)} values out of range; the server rejects them)"
         )
     flags[spec.name] = rows

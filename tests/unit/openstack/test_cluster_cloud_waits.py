@@ -23,12 +23,12 @@ class Orchestration:
     def find_stack(self, name, ignore_missing=True):
         return SimpleNamespace(id="stack-1", name=name, status=self.status)
 
-    def get_stack(self, stack_id):
+    def get_stack(self, stack_id, resolve_outputs=True):
         if self.status is None:
             raise openstack.exceptions.NotFoundException("Stack not found")
         return SimpleNamespace(id=stack_id, status=self.status, status_reason="Resource CREATE failed")
 
-    def stack_events(self, stack):
+    def stack_events(self, stack, **query):
         return []
 
     def resources(self, stack, nested_depth=0):

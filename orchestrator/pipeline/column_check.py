@@ -67,8 +67,8 @@ def check_pipeline_columns(pipeline: LoadedPipeline, source_schemas: Mapping[str
             types is enough: the Dask reader's ``_meta``).
 
     Returns:
-        The columns the model stage will find (after the feature steps); empty when they are unknown (a function
-        that could not run on stand-in values).
+        The columns the model stage will find (after the feature steps); empty when they are unknown (after a
+        function step that declares nothing).
 
     Raises:
         SpecError: the file names columns that will not be there; one line per mistake, with file:line.
@@ -155,16 +155,17 @@ def _expressions_known(frame: pd.DataFrame, step: Step, where: tuple, problems: 
     known = True
     for loc, expression in expressions.items():
         try:
-            stand_in.eval(expression)
+            value = stand_in.eval(expression)
         except NameError as exc:  # pandas' UndefinedVariableError: a name that is no column
             match = _UNDEFINED.search(str(exc))
             name = _as_written(match[1], expression) if match else str(exc)
             problems.unknown(loc, name, frame.columns, "there")
             known = False
+            continue
         except Exception:  # noqa: BLE001 - stand-in values may not suit the expression; the stage will tell
-            pass
-        if step.derive is not None and known:
-            stand_in = stand_in.assign(**{loc[-1]: stand_in.eval(expression)})
+            value = None
+        if step.derive is not None:  # a later expression of the step may read this column
+            stand_in = stand_in.assign(**{loc[-1]: value})
     return known
 
 

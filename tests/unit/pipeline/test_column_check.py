@@ -164,6 +164,16 @@ def test_after_a_function_that_declares_nothing_the_names_are_left_to_its_stage_
     assert time.monotonic() - started < 20
 
 
+def test_a_derive_that_fails_on_stand_in_values_is_reported_at_its_line_as_its_stage_would_not_as_a_crash(folder):
+    (folder / "events.csv").write_text("ts,customer,amount,channel,code\n2024-01-01T00:00:00Z,1,12.5,web,A42\n")
+    # The stand-in of a text column holds no digits: the cast fails there, as it does when the stage learns its
+    # output's types from the same stand-in.
+    with pytest.raises(SpecError) as caught:
+        check(folder, features='  - derive: {number: "code.str.slice(1).astype(\'int64\')", big: "number > 50"}')
+    path = folder / "pipeline.yaml"
+    assert str(caught.value).startswith(f"{path}:{line_of(path, 'number')}: field 'features[0]': ")
+
+
 def test_every_mistake_of_the_file_is_reported_at_once_one_line_each(folder):
     with pytest.raises(SpecError) as caught:
         check(folder, target="bgi", numeric="prise, since", **{"column: ts": "column: tss"})

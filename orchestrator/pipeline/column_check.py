@@ -74,7 +74,7 @@ def check_pipeline_columns(pipeline: LoadedPipeline, source_schemas: Mapping[str
         SpecError: the file names columns that will not be there; one line per mistake, with file:line.
     """
     spec = pipeline.spec
-    problems = _Problems(pipeline.path, _node(pipeline.text))
+    problems = _Problems(pipeline.path, pipeline.node if pipeline.node is not None else _node(pipeline.text))
     # Everything here is on empty frames: computing them on the cluster would only add round trips.
     with dask.config.set(scheduler="sync"):
         ingested = {name: _ingested(name, schema, pipeline, problems) for name, schema in source_schemas.items()}

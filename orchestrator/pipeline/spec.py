@@ -469,13 +469,14 @@ class PipelineSpec(_Strict):
 
 
 class LoadedPipeline:
-    """A validated pipeline with where it came from."""
+    """A validated pipeline with where it came from (and its YAML node tree, for messages naming a line)."""
 
-    def __init__(self, spec: PipelineSpec, path: Path, text: str):
+    def __init__(self, spec: PipelineSpec, path: Path, text: str, node: yaml.Node | None = None):
         self.spec = spec
         self.path = path
         self.base_dir = path.parent
         self.text = text
+        self.node = node
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
 
     def at(self, as_of: str) -> LoadedPipeline:
@@ -483,7 +484,7 @@ class LoadedPipeline:
         if self.spec.split.window is None:
             return self
         spec = self.spec.model_copy(update={"split": self.spec.split.at(as_of)})
-        return LoadedPipeline(spec, self.path, self.text)
+        return LoadedPipeline(spec, self.path, self.text, self.node)
 
 
 # ---------------------------------------------------------------- loading, with file:line and "did you mean"
@@ -503,7 +504,7 @@ def load_pipeline(path: Path | str) -> LoadedPipeline:
     except ValidationError as exc:
         raise spec_error(path, node, exc, PipelineSpec) from None
     _check_references(spec, path, node)
-    return LoadedPipeline(spec, path, text)
+    return LoadedPipeline(spec, path, text, node)
 
 
 def _check_references(spec: PipelineSpec, path: Path, node: yaml.Node) -> None:

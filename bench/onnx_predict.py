@@ -10,7 +10,9 @@ Variants, interleaved within each round:
 * ``score_partition``: the project's path on one call (what the reference profile and a single partition take:
   type checks, float32 feeds, the process's cached session, row slices over the cores);
 * ``score_dask``: ``score_dataframe`` on a Dask DataFrame of ``--partitions`` partitions, computed with Dask's
-  threads (what ``dataops predict`` does without a scheduler; a worker runs the same function per partition).
+  threads (a worker runs the same function per partition);
+* ``predict_dask``: the same under the server's input contract (range policy "reject"), as ``dataops predict``
+  scores: every row screened, the rows outside the training data judged one by one and left unscored.
 
 Also the single-row latency of scikit-learn against one session run. Prints medians and the median of per-round
 ratios against scikit-learn on one thread and on every core. Goal: the project's path at least 1.0x
@@ -38,7 +40,7 @@ ESTIMATORS = {
     "lr": ("sklearn.linear_model.LogisticRegression", {}),
 }
 GOAL = 1.0
-PROJECT_VARIANTS = ("score_partition", "score_dask")
+PROJECT_VARIANTS = ("score_partition", "score_dask", "predict_dask")
 
 
 def make_data(rows: int, seed: int) -> pd.DataFrame:
@@ -125,18 +127,21 @@ def prepare(name: str, args) -> dict:
         with threadpool_limits(1):
             model.predict_proba(one_row)
 
-    def score_dask():
-        with dask.config.set(scheduler="threads"):
-            score_dataframe(folder, partitioned).compute()
+    def score_dask(policy=None):
+        def run():
+            with dask.config.set(scheduler="threads"):
+                score_dataframe(folder, partitioned, policy).compute()
+        return run
 
     variants = {
         "sklearn_1": sklearn(1), f"sklearn_{n}": sklearn(n),
         "ort_t1": lambda: sessions[1].run(None, feeds), f"ort_t{n}": lambda: sessions[n].run(None, feeds),
         "score_partition": lambda: score_partition(batch, model_bytes, card, 1),
-        "score_dask": score_dask,
+        "score_dask": score_dask(), "predict_dask": score_dask("reject"),
     }
     score_partition(batch.iloc[:10], model_bytes, card, 1)  # the process's session, as any worker keeps it
-    return {"variants": variants, "single": {"sklearn_1row": single_sklearn,
+    refused = int(score_partition(batch, model_bytes, card, 1, "reject")["refused"].notna().sum())
+    return {"variants": variants, "refused": refused, "single": {"sklearn_1row": single_sklearn,
                                              "ort_t1_1row": lambda: sessions[1].run(None, one_feed)}}
 
 
@@ -184,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {round_ + 1} done", flush=True)
     for name in args.model:
         report(name, args.rows, batch[name], single[name])
+        refused = prepared[name]["refused"]
+        print(f"the contract refused {refused:,} of {args.rows:,} rows (outside the training range)")
     return 0
 
 

@@ -5,6 +5,9 @@ worker once (one graph node every partition task depends on) and each worker pro
 onnxruntime session per model (``scoring_sessions``), so a session is built per worker, not per partition. A
 partition is scored whole, in row slices spread over the cores its process can give it, from float32 arrays made
 in one conversion per column.
+
+Batch scoring (``dataops predict``) passes a range policy: each row then keeps the server's input contract
+(``input_contract``), and a row the server would refuse gets its message in ``refused`` and no prediction.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from orchestrator.errors import SchemaMismatch
+from orchestrator.ml.input_contract import FLAG, judge_rows, serving_card
 from orchestrator.ml.scoring_sessions import run_in_slices, scoring_call, session_for
 
 CARD = "model_card.json"
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
+REFUSED = "refused"
+OUT_OF_RANGE = "out_of_range"
 
 
 def load_card(model_dir: Path) -> dict:
@@ -31,8 +38,11 @@ def load_card(model_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def validate_columns(card: dict, dtypes: pd.Series) -> None:
-    """Check that every model input is a column of a compatible type.
+def validate_columns(card: dict, dtypes: pd.Series, typed: bool = True) -> None:
+    """Check that every model input is a column (``typed``: of a compatible type).
+
+    Without ``typed``, a column of any type passes: each of its values is judged on its own, as the server judges
+    a record's (a column holding no value at all is read as a text column, say).
 
     Raises:
         SchemaMismatch: naming the first missing or mistyped column and what the model expects.
@@ -45,6 +55,8 @@ def validate_columns(card: dict, dtypes: pd.Series) -> None:
                 f"columns present: {list(dtypes.index)}"
             )
         dtype = dtypes[name]
+        if not typed or isinstance(dtype, pd.ArrowDtype) and pa.types.is_null(dtype.pyarrow_dtype):
+            continue
         if item["datatype"] == "FP32":
             ok = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
             if not ok:
@@ -85,15 +97,16 @@ def _feeds(card: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return feeds
 
 
-def prediction_columns(card: dict) -> dict[str, str]:
-    """Name -> dtype of the columns scoring adds."""
+def prediction_columns(card: dict, refusable: bool = False) -> dict[str, str]:
+    """Name -> dtype of the columns scoring adds (``refusable``: a refused row's label is missing)."""
     if card["task"] == "regression":
         return {PREDICTION: "float32"}
-    label = "string" if card["outputs"][0]["datatype"] == "BYTES" else "int64"
+    label = "string" if card["outputs"][0]["datatype"] == "BYTES" else ("Int64" if refusable else "int64")
     return {PREDICTION: label, **{f"{PROBA_PREFIX}{c}": "float32" for c in card["classes"]}}
 
 
-def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version) -> pd.DataFrame:
+def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version,
+                    policy: str | None = None) -> pd.DataFrame:
     """Score one pandas partition: the input columns plus predictions and the model version.
 
     Args:
@@ -101,51 +114,77 @@ def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version
         model_bytes: the ``model.onnx`` bytes (read only by the first call of a process for this model).
         card: the model card.
         version: the model version written in ``model_version`` (None: -1).
+        policy: None scores every row; "reject" or "flag" applies the server's input contract first, under that
+            range policy.
 
     Returns:
         A new frame (``frame`` is left as it is): its columns plus ``prediction``, ``proba_<class>``
-        (classification) and ``model_version``.
+        (classification) and ``model_version``; under a policy also ``refused`` (the server's message, or null
+        for a scored row) and, under "flag", ``out_of_range`` (the columns outside the training range, as a JSON
+        array; null when none is).
     """
-    columns = prediction_columns(card)
+    columns = prediction_columns(card, refusable=policy is not None)
+    verdicts = judge_rows(frame, serving_card(card), policy) if policy is not None and len(frame) else None
+    accepted = verdicts.accepted if verdicts is not None else np.ones(len(frame), dtype=bool)
+    rows = frame if accepted.all() else frame[accepted]
     added: dict[str, object] = {}
-    if len(frame):
+    if len(rows):
         session = session_for(card["files"]["model.onnx"]["sha256"], model_bytes)
-        feeds = _feeds(card, frame)
+        feeds = _feeds(card, rows)
         with scoring_call() as cores:
-            outputs = run_in_slices(session, feeds, len(frame), cores)
+            outputs = run_in_slices(session, feeds, len(rows), cores)
         added[PREDICTION] = outputs[0].reshape(-1)
         if card["task"] != "regression":
             for i, name in enumerate(list(columns)[1:]):
                 added[name] = outputs[1][:, i]
-        added = {name: pd.Series(values, index=frame.index).astype(columns[name]) for name, values in added.items()}
+        added = {name: _spread(values, accepted, columns[name], frame.index) for name, values in added.items()}
     else:
         added = {name: pd.Series(dtype=dtype, index=frame.index) for name, dtype in columns.items()}
+    if policy is not None:
+        added[REFUSED] = pd.Series(verdicts.refused if verdicts is not None else None, index=frame.index, dtype="string")
+        if policy == FLAG:
+            # The names as a JSON array: any text can be a column name, and a string column reads back anywhere.
+            flagged = [json.dumps(names, ensure_ascii=False) if names else None
+                       for names in (verdicts.flagged if verdicts is not None else [])]
+            added[OUT_OF_RANGE] = pd.Series(flagged or None, index=frame.index, dtype="string")
     version_column = pd.Series(version if version is not None else -1, index=frame.index, dtype="int64")
     # Built column by column and assigned at once: the input columns are shared with ``frame``, not copied.
     return frame.assign(**added, model_version=version_column)
 
 
-def score_dataframe(model_dir: Path, ddf):
+def _spread(values: np.ndarray, accepted: np.ndarray, dtype: str, index: pd.Index) -> pd.Series:
+    """The scored rows' values at their rows of the partition; a refused row's value is missing."""
+    if accepted.all():
+        return pd.Series(values, index=index).astype(dtype)
+    spread = pd.Series(values, index=np.flatnonzero(accepted)).astype(dtype).reindex(pd.RangeIndex(len(index)))
+    spread.index = index
+    return spread
+
+
+def score_dataframe(model_dir: Path, ddf, policy: str | None = None):
     """Add prediction columns to a Dask DataFrame, lazily, partition by partition.
 
     Args:
         model_dir: a model folder (``model.onnx`` + ``model_card.json``).
         ddf: the data to score; it must hold every input column of the card.
+        policy: None scores every row; "reject" or "flag" keeps the server's input contract (``score_partition``).
 
     Returns:
         A Dask DataFrame: the input columns plus ``prediction``, ``proba_<class>`` (classification) and
         ``model_version``.
 
     Raises:
-        SchemaMismatch: an input column is missing or has an incompatible type (checked before any work).
+        SchemaMismatch: an input column is missing, or (without a policy) has an incompatible type; checked before
+            any work.
     """
     import dask
 
     model_dir = Path(model_dir)
     card = load_card(model_dir)
-    validate_columns(card, ddf.dtypes)
+    # Under the server's contract each value is judged as a record's value; without it the types must fit.
+    validate_columns(card, ddf.dtypes, typed=policy is None)
     model_bytes = (model_dir / "model.onnx").read_bytes()
     # A delayed value is one node of the graph: shipped to each worker once, shared by every partition task.
     shared_bytes = dask.delayed(model_bytes, pure=True)
-    meta = score_partition(ddf._meta, b"", card, card.get("version"))
-    return ddf.map_partitions(score_partition, shared_bytes, card, card.get("version"), meta=meta)
+    meta = score_partition(ddf._meta, b"", card, card.get("version"), policy)
+    return ddf.map_partitions(score_partition, shared_bytes, card, card.get("version"), policy, meta=meta)

@@ -80,7 +80,7 @@ class InferenceService:
         results = await self.batcher(model).infer(decoded.feeds, decoded.rows)
         if self.capture is not None:
             self.capture.offer(model.name, model.version, decoded.request_id, model.by_column(decoded.feeds), results,
-                               flags)
+                               model.by_column(flags))
         return results
 
     async def load_all(self) -> None:

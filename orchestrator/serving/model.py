@@ -123,7 +123,8 @@ class LoadedModel:
         }
 
     def by_column(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``feeds`` keyed by the columns' names (what captures record, as the reference profile names them)."""
+        """``feeds`` (or anything keyed by input) keyed by the columns' names instead: what captures record, as the
+        reference profile names them, and what a records answer names."""
         if not self.renamed_columns:
             return feeds
         return {self.input_specs[name].column: array for name, array in feeds.items()}

@@ -3,11 +3,10 @@ cleaning steps."""
 
 from __future__ import annotations
 
-from orchestrator.errors import SourceError
 from orchestrator.pipeline.context import DATA, StageContext
+from orchestrator.pipeline.prepare import clean_source
 from orchestrator.pipeline.stage_kinds import StageKind, StageSite, Writes, register_stage_kind
-from orchestrator.pipeline.transforms import apply_steps, code_version
-from orchestrator.pipeline.validate import REASON, check_partition
+from orchestrator.pipeline.transforms import code_version
 from orchestrator.pipeline.web_api_spec import WebApi
 
 QUARANTINE = "quarantine"
@@ -23,24 +22,11 @@ def ingest(ctx: StageContext) -> dict:
     source_name = ctx.source
     source = ctx.spec.sources[source_name]
     frame = ctx.source_frames[source_name]
-    rules = source.validation.columns if source.validation else {}
-    missing = [c for c in rules if c not in frame.columns]
-    if missing:
-        raise SourceError(
-            f"source {source_name!r} ({source.origin}): validation names columns {missing} that the data does not "
-            f"have; its columns are {list(frame.columns)}"
-        )
-    if rules:
-        meta = check_partition(frame._meta, rules)
-        checked = frame.map_partitions(check_partition, rules, meta=meta)
-        good = checked[checked[REASON].isnull()].drop(columns=[REASON])
-        bad = checked[checked[REASON].notnull()]
-        good = apply_steps(good, source.steps, ctx.base_dir, f"sources.{source_name}.steps")
-        # One pass over the source: the read is shared by both writes and the row count.
-        rows_in, = ctx.data.save({DATA: good, QUARANTINE: bad}, frame.shape[0])
-    else:
-        cleaned = apply_steps(frame, source.steps, ctx.base_dir, f"sources.{source_name}.steps")
-        rows_in, = ctx.data.save({DATA: cleaned}, frame.shape[0])
+    cleaned = clean_source(frame, source, source_name, ctx.base_dir)
+    rules = cleaned.quarantine is not None
+    outputs = {DATA: cleaned.frame, **({QUARANTINE: cleaned.quarantine} if rules else {})}
+    # One pass over the source: the read is shared by both writes and the row count.
+    rows_in, = ctx.data.save(outputs, frame.shape[0])
     bad_rows = ctx.data.rows(QUARANTINE) if rules else 0
     rows_out = ctx.data.rows(DATA)
     meta = {"rows_in": int(rows_in), "rows_out": rows_out, "quarantined": bad_rows}

@@ -54,7 +54,7 @@ def encode_predictions(model: LoadedModel, request: DecodedRequest, results: dic
 
     Args:
         model: The model that answered.
-        request: The decoded request (its out-of-range flags).
+        request: The decoded request (its out-of-range flags, answered by column name).
         results: The model's outputs by name.
 
     Returns:
@@ -73,7 +73,8 @@ def encode_predictions(model: LoadedModel, request: DecodedRequest, results: dic
         if name not in ("label", "probabilities", "variable"):
             answer.setdefault("outputs", {})[name] = array.tolist()
     if request.flags:
-        answer["out_of_range"] = request.flags
+        # Records speak of columns: their flags name the columns, as the records named them.
+        answer["out_of_range"] = model.by_column(request.flags)
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 

@@ -3,6 +3,8 @@ then on schedule, ticked by a fake clock into the same local store."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -73,3 +75,38 @@ def test_the_flights_pipeline_runs_on_schedule_into_the_local_store(flights_dir,
     runs = [load_record(flights_store, r.run_ids[0]) for r in history]
     assert [run["parameters"]["as_of"] for run in runs] == ["2027-06-01T00:30:00Z", "2027-06-02T00:30:00Z"]
     assert all(run["status"] == "succeeded" and run["metrics"]["roc_auc"] > 0.6 for run in runs)
+
+
+def test_raw_flights_are_prepared_as_a_run_prepares_them_and_scored_as_their_served_rows(flights_dir, flights_store,
+                                                                                         dask_client, tmp_path):
+    """`dataops predict --raw`: the flights of one served day, as the source holds them, go through the source's
+    rules and steps, the joins with weather, planes and airlines, and the feature function; each flight then gets
+    the prediction the run's score stage gave its prepared row, unless the server's contract refuses it."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    record = run_pipeline(load_pipeline(flights_dir / "pipeline.yaml"), flights_store, dask_client).record
+    flights = pd.read_parquet(flights_dir / "data" / "flights")
+    flights[(flights["month"] == 12) & (flights["day"] == 1)].to_parquet(tmp_path / "day.parquet", index=False)
+    result = CliRunner().invoke(app, [
+        "predict", f"flights-delay:{record['stages']['register']['version']}", "--input", str(tmp_path / "day.parquet"),
+        "--output", str(tmp_path / "scored"), "--store", str(flights_store.root),
+        "--scheduler", dask_client.scheduler.address, "--raw", "--pipeline", str(flights_dir / "pipeline.yaml")])
+    assert result.exit_code == 0, result.output
+
+    made = json.loads((tmp_path / "scored" / "_prediction.json").read_text())
+    assert [join["source"] for join in made["prepared_by"]["joins"]] == ["weather", "planes", "airlines"]
+    assert made["prepared_by"]["joins"][0]["match_rate"] > 0.95, "the weather of the hour of departure"
+    key = ["carrier", "flight", "time_hour"]
+    scored = pd.read_parquet(tmp_path / "scored").set_index(key)
+    served = pd.read_parquet(flights_store.dataset_path(record["stages"]["score"]["outputs"][0]["key"]) /
+                             "predictions").set_index(key)
+    assert len(scored) == made["rows"] > 600, "the day's flights that departed and arrived"
+    accepted = scored[scored["refused"].isna()]
+    assert len(accepted) > 0.9 * len(scored)
+    assert scored.loc[scored["refused"].notna(), "prediction"].isna().all()
+    same = served.loc[accepted.index]
+    assert (accepted["prediction"].astype(int) == same["prediction"]).all()
+    assert (accepted["proba_1"] - same["proba_1"]).abs().max() < 1e-6

@@ -1,6 +1,7 @@
 """Data the project did not write, as PyPI packages ship it, end to end through the CLI: each example pipeline runs
 on the session's cluster, then `dataops predict` and a real `dataops serve` score every row of its serve partition
-and agree on each one.
+and agree on each one, under either range policy; `dataops predict --raw` prepares the source's own rows as the
+pipeline does and scores the served rows as their prepared rows.
 
 - examples/seattle: Seattle's daily weather (vega_datasets), dates written 2012/01/01 in local time, a label of
   five classes on a time split whose test period lacks two of them (no snow, no drizzle);
@@ -47,26 +48,55 @@ def serve_rows(store: Path, record: dict, columns: list[str]) -> pd.DataFrame:
     return rows[columns].reset_index(drop=True)
 
 
-def predict_and_serve(store: Path, model: str, rows: pd.DataFrame, folder: Path, scheduler: str) -> tuple[list, list]:
-    """Every row scored by `dataops predict` and by the server's /predict; both lists of predictions, in row order."""
-    rows.to_parquet(folder / "rows.parquet", index=False)
-    result = CliRunner().invoke(app, ["predict", model, "--input", str(folder / "rows.parquet"),
-                                      "--output", str(folder / "scored"), "--store", str(store),
-                                      "--scheduler", scheduler])
+def predict(store: Path, model: str, input: Path, output: Path, scheduler: str, *options: str) -> pd.DataFrame:
+    result = CliRunner().invoke(app, ["predict", model, "--input", str(input), "--output", str(output),
+                                      "--store", str(store), "--scheduler", scheduler, *options])
     assert result.exit_code == 0, result.output
-    predicted = pd.read_parquet(folder / "scored")["prediction"].tolist()
-    server = RunningServer([str(BIN / "dataops"), "serve", model, "--store", str(store), "--range-policy", "flag"],
-                           free_port(), folder / "server.log")
-    try:
-        server.wait_ready(120)
-        records = json.loads(rows.to_json(orient="records", date_format="iso", force_ascii=False))
-        status, answer = server.json("POST", f"/v2/models/{model}/predict", {"records": records})
-        assert status == 200, answer
-    finally:
-        server.stop()
-    served = answer.get("labels", answer.get("values"))  # a classifier's labels, a regressor's values
-    assert served is not None, answer
-    return predicted, served
+    return pd.read_parquet(output)
+
+
+def _flags(cell) -> list[str]:
+    """An ``out_of_range`` cell (a JSON array of column names, or null) as a sorted list."""
+    return [] if cell is None or cell is pd.NA else sorted(json.loads(cell))
+
+
+def assert_predict_agrees_with_the_server(store: Path, model: str, rows: pd.DataFrame, folder: Path,
+                                          scheduler: str) -> pd.DataFrame:
+    """Under either range policy, `dataops predict` and a real `dataops serve` give every row the same outcome:
+    the same prediction, or the same refusal with the same message (the server hears each row alone), and under
+    "flag" the same columns outside the training range. Returns predict's rows under "reject"."""
+    rows.to_parquet(folder / "rows.parquet", index=False)
+    records = json.loads(rows.to_json(orient="records", date_format="iso", force_ascii=False))
+    outcomes = {}
+    for policy in ("reject", "flag"):
+        scored = predict(store, model, folder / "rows.parquet", folder / f"scored-{policy}", scheduler,
+                         "--range-policy", policy)
+        assert len(scored) == len(rows)
+        server = RunningServer([str(BIN / "dataops"), "serve", model, "--store", str(store), "--range-policy",
+                                policy], free_port(), folder / f"server-{policy}.log")
+        try:
+            server.wait_ready(120)
+            answers = [server.json("POST", f"/v2/models/{model}/predict", {"records": [one]}) for one in records]
+        finally:
+            server.stop()
+        for position, (status, answer) in enumerate(answers):
+            row = scored.iloc[position]
+            if status == 400:
+                assert row["refused"] == answer["error"], (policy, position)
+                assert pd.isna(row["prediction"]), (policy, position)
+                continue
+            assert status == 200 and pd.isna(row["refused"]), (policy, position, answer)
+            served = answer["labels"][0] if "labels" in answer else answer["values"][0]
+            if isinstance(served, str):
+                assert row["prediction"] == served, (policy, position)
+            else:
+                np.testing.assert_allclose(row["prediction"], served, rtol=1e-5, err_msg=f"{policy} {position}")
+            if policy == "flag":
+                assert _flags(row["out_of_range"]) == sorted(answer.get("out_of_range", {})), (policy, position)
+        outcomes[policy] = scored
+    refused = outcomes["reject"]["refused"].notna()
+    assert (outcomes["flag"]["refused"].notna() <= refused).all(), "flag refuses only what reject refuses"
+    return outcomes["reject"]
 
 
 def test_seattle_weather_runs_with_classes_missing_from_test_and_predict_agrees_with_the_server(tmp_path,
@@ -82,11 +112,16 @@ def test_seattle_weather_runs_with_classes_missing_from_test_and_predict_agrees_
 
     features = ["precipitation", "temp_max", "temp_min", "wind", "temp_range", "day_of_year", "precipitation_lag1",
                 "precipitation_lag2", "temp_max_lag1", "precipitation_sum_7d", "wind_mean_3r"]
-    rows = serve_rows(store, record, features)
-    predicted, served = predict_and_serve(store, "seattle-weather", rows, tmp_path, scheduler)
-    assert len(predicted) == len(served) == len(rows)
-    assert [str(p) for p in predicted] == [str(s) for s in served]
-    assert set(map(str, predicted)) <= {"drizzle", "fog", "rain", "snow", "sun"}
+    rows = serve_rows(store, record, [*features, "date"])
+    scored = assert_predict_agrees_with_the_server(store, "seattle-weather", rows[features], tmp_path, scheduler)
+    assert set(scored["prediction"].dropna()) <= {"drizzle", "fog", "rain", "snow", "sun"}
+
+    # The source's own rows, prepared by the pipeline (dates in local time, derived and window features over the
+    # whole history) score the served days exactly as their prepared rows did.
+    raw = predict(store, "seattle-weather", tmp_path / "seattle" / "data" / "seattle-weather.csv", tmp_path / "raw",
+                  scheduler, "--raw")
+    by_date = raw.set_index("date")["prediction"]
+    assert by_date.loc[rows["date"]].tolist() == scored["prediction"].tolist()
 
 
 def test_the_raw_penguins_with_spaced_names_and_na_markers_regress_and_predict_agrees_with_the_server(tmp_path,
@@ -99,8 +134,17 @@ def test_the_raw_penguins_with_spaced_names_and_na_markers_regress_and_predict_a
     assert record["stages"]["export"]["parity"]["passed"]
 
     features = ["Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)", "Species", "Island", "Sex"]
-    rows = serve_rows(store, record, features)
+    rows = serve_rows(store, record, [*features, "bird"])
     assert len(rows) > 30 and rows["Sex"].isna().any(), "rows whose sex was not recorded are scored by both"
-    predicted, served = predict_and_serve(store, "penguins-body-mass", rows, tmp_path, scheduler)
-    assert len(predicted) == len(served) == len(rows)
-    np.testing.assert_allclose(np.asarray(predicted, dtype=float), np.asarray(served, dtype=float), rtol=1e-5)
+    scored = assert_predict_agrees_with_the_server(store, "penguins-body-mass", rows[features], tmp_path, scheduler)
+
+    # The raw records, with `NA` markers and out-of-range values, through the source's rules and steps: a bird's
+    # prediction is its prepared row's, and what the rules refuse is kept with the reason.
+    raw = predict(store, "penguins-body-mass", tmp_path / "penguins" / "data" / "penguins-raw.csv", tmp_path / "raw",
+                  scheduler, "--raw")
+    by_bird = raw.set_index("bird")["prediction"]
+    np.testing.assert_allclose(by_bird.loc[rows["bird"]].to_numpy(dtype=float),
+                               scored["prediction"].to_numpy(dtype=float), rtol=1e-6)
+    made = json.loads((tmp_path / "raw" / "_prediction.json").read_text())
+    assert made["prepared_by"]["quarantined"] == record["stages"]["ingest.penguins"]["quarantined"]
+    assert made["rows"] + made["prepared_by"]["quarantined"] + 2 == 344, "two rows have no body mass to learn"

@@ -158,7 +158,7 @@ def test_predict_and_the_server_take_the_original_names_and_drift_checks_count_t
     rows.to_csv(tmp_path / "rows.csv", index=False)
     result = CliRunner().invoke(app, ["predict", MODEL, "--input", str(tmp_path / "rows.csv"),
                                       "--output", str(tmp_path / "scored"), "--store", str(trained["store"]),
-                                      "--scheduler", trained["scheduler"]])
+                                      "--scheduler", trained["scheduler"], "--range-policy", "flag"])
     assert result.exit_code == 0, result.output
     scored = pd.read_parquet(tmp_path / "scored")
     assert list(scored.columns[:len(NUMERIC + CATEGORICAL)]) == NUMERIC + CATEGORICAL

@@ -90,3 +90,63 @@ def test_predict_refuses_input_missing_a_model_column(store_with_two_versions, t
     assert result.exit_code == 12
     assert "input column 'carrier' is missing" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_reads_json_lines_with_an_empty_column_and_refuses_rows_as_the_server_does(store_with_two_versions,
+                                                                                            tmp_path):
+    rows = flights(6, 7).drop(columns=["delayed"])
+    rows["dep_hour"] = rows["dep_hour"].astype(object)
+    rows.loc[1, "carrier"] = "ZZ"          # a carrier the model never saw
+    rows.loc[2, "dep_hour"] = 99           # beyond the training hours
+    rows["comment"] = None                 # a column holding no value at all
+    source = tmp_path / "rows.jsonl"
+    source.write_text(rows.to_json(orient="records", lines=True))
+    out = tmp_path / "scored"
+    result = invoke("predict", "flights-delay:1", "--input", str(source), "--output", str(out),
+                    "--store", store_with_two_versions)
+    assert result.exit_code == 0, result.output
+    assert "Scored 4 of 6 rows" in result.output and "refused 2" in result.output
+    record = json.loads((out / "_prediction.json").read_text())
+    assert (record["rows"], record["scored"], record["refused"], record["range_policy"]) == (6, 4, 2, "reject")
+    scored = pd.read_parquet(out)
+    assert scored["refused"].notna().tolist() == [False, True, True, False, False, False]
+    assert "training categories" in scored["refused"][1] and "training range" in scored["refused"][2]
+
+    flagged = invoke("predict", "flights-delay:1", "--input", str(source), "--output", str(tmp_path / "flagged"),
+                     "--store", store_with_two_versions, "--range-policy", "flag")
+    assert flagged.exit_code == 0, flagged.output
+    scored = pd.read_parquet(tmp_path / "flagged")
+    assert scored["refused"].isna().all() and scored["prediction"].notna().all()
+    assert [json.loads(v) if isinstance(v, str) else None for v in scored["out_of_range"]][1:3] == [["carrier"],
+                                                                                                  ["dep_hour"]]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".csv"])
+def test_predict_scores_a_model_input_that_holds_no_value_at_all(store_with_two_versions, tmp_path, suffix):
+    rows = flights(4, 7).drop(columns=["delayed"])
+    rows["dep_hour"] = None                # the hours were not recorded: missing values, as the card allows
+    source = tmp_path / f"rows{suffix}"
+    if suffix == ".jsonl":
+        source.write_text(rows.to_json(orient="records", lines=True))
+    elif suffix == ".parquet":
+        rows.to_parquet(source)
+    else:
+        rows.to_csv(source, index=False)
+    result = invoke("predict", "flights-delay:1", "--input", str(source), "--output", str(tmp_path / "o"),
+                    "--store", store_with_two_versions)
+    assert result.exit_code == 0, result.output
+    scored = pd.read_parquet(tmp_path / "o")
+    assert scored["refused"].isna().all() and scored["prediction"].notna().all()
+
+
+def test_raw_rows_need_the_pipeline_that_trained_the_model(store_with_two_versions, tmp_path):
+    source = tmp_path / "rows.csv"
+    flights(5, 7).to_csv(source, index=False)
+    result = invoke("predict", "flights-delay:1", "--input", str(source), "--output", str(tmp_path / "o"),
+                    "--store", store_with_two_versions, "--raw")
+    assert result.exit_code != 0
+    assert "names no run record in this store" in result.output and "--pipeline FILE" in result.output
+    alone = invoke("predict", "flights-delay:1", "--input", str(source), "--output", str(tmp_path / "o"),
+                   "--store", store_with_two_versions, "--pipeline", str(tmp_path / "p.yaml"))
+    assert alone.exit_code == 2 and "add --raw" in alone.output
+    assert not (tmp_path / "o").exists()

@@ -24,6 +24,7 @@ from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
 from orchestrator.errors import CloudError, ConfigurationFailed, DataopsError, DeployFailed
+from orchestrator.monitoring.windows import STORE_CAPTURES
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.registry.models import PREFIX, ModelRegistry
 
@@ -162,7 +163,8 @@ def deploy(
     common = {"common_python_packages": packages, "common_wheelhouse_archive": str(pack_wheelhouse(wheelhouse)),
               "onnx_server_token": token, "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
               "onnx_server_device": "cuda" if spec.gpu else "cpu",
-              "onnx_server_tls_source_dir": tls_source_dir, "onnx_server_insecure_http": spec.insecure_http}
+              "onnx_server_tls_source_dir": tls_source_dir, "onnx_server_insecure_http": spec.insecure_http,
+              **_capture_vars(spec, store)}
     entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
              "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}
     for node in nodes:
@@ -182,6 +184,14 @@ def deploy(
     entry.update(status="succeeded", seconds=round(time.monotonic() - started, 1))
     state.save(history=state.history() + [entry])
     return entry
+
+
+def _capture_vars(spec: EndpointSpec, store: ArtifactStore) -> dict:
+    """The nodes' capture settings: the rate, and a URL signed for writes under the store's ``captures/`` alone."""
+    if spec.capture_rate <= 0:
+        return {"onnx_server_capture_rate": 0.0, "onnx_server_capture_url": ""}
+    url = store.url_signer().temp_url(STORE_CAPTURES, spec.capture_url_days * 86400, "PUT", prefix=True)
+    return {"onnx_server_capture_rate": spec.capture_rate, "onnx_server_capture_url": url}
 
 
 def rollback(endpoint: str, store: ArtifactStore, cloud: ClusterCloud, **kwargs) -> dict:

@@ -30,6 +30,11 @@ class EndpointSpec(BaseModel):
     client_cidr: str = Field(description="CIDR allowed to reach the serving port.")
     ssh_user: str = Field(default="root", min_length=1)
     max_batch_rows: int = Field(default=32, ge=1, le=4096, description="Server-side micro-batching: rows at most.")
+    capture_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests whose rows are captured "
+                                "into the store's captures/ for drift checks (0: none). The nodes write through a "
+                                "URL signed for that folder alone; they hold no cloud credential.")
+    capture_url_days: int = Field(default=30, ge=1, le=365, description="How long the signed capture URL is valid; "
+                                  "each deploy signs a new one.")
     tls_names: list[str] = Field(default_factory=list, description="DNS names clients use for the servers, added "
                                  "to each node's certificate beside its name and addresses.")
     insecure_http: bool = Field(default=False, description="Serve plain HTTP instead of HTTPS: the bearer token "

@@ -79,8 +79,12 @@ def judge_rows(frame: pd.DataFrame, card: ModelCard, policy: str) -> Verdicts:
         return Verdicts(refused, flagged)
     view = _CardView(card)
     columns = {spec.name: spec.column for spec in card.inputs}
-    for position in np.flatnonzero(~cleared):
-        record = {spec.column: _json_value(frame[spec.column].iloc[position], spec) for spec in card.inputs}
+    positions = np.flatnonzero(~cleared)
+    # The uncleared rows' values, taken once per column (not cell by cell), as JSON would carry them.
+    values = {spec.column: [_json_value(value, spec) for value in frame[spec.column].iloc[positions].astype(object)]
+              for spec in card.inputs}
+    for index, position in enumerate(positions):
+        record = {column: values[column][index] for column in values}
         body = json.dumps({"records": [record]}, ensure_ascii=False).encode()
         try:
             flags = check_values(decode_records(body, view), view, policy)

@@ -22,6 +22,8 @@ import pandas as pd
 from orchestrator.durations import parse_duration
 from orchestrator.errors import DataopsError
 
+# The folder of an artifact store that servers write their captures under (locally or from an endpoint's nodes).
+STORE_CAPTURES = "captures"
 # The capture time of each row, kept beside the monitored columns (a leading underscore: no feature is named so).
 CAPTURED_AT = "_captured_at"
 PREDICTION = "prediction"

@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> ServerSettings:
     parser.add_argument("--range-policy", choices=["reject", "flag"], default=defaults.range_policy)
     parser.add_argument("--capture-dir")
     parser.add_argument("--capture-rate", type=float, default=defaults.capture_rate)
+    parser.add_argument("--capture-url-file",
+                        help="file holding a signed folder URL captures are PUT under (a Swift prefix TempURL)")
     parser.add_argument("--token-file", help="bearer token file (else DATAOPS_SERVE_TOKEN; neither: no auth)")
     parser.add_argument("--tls-cert", help="certificate (PEM, with its chain) the serving port speaks HTTPS with")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")

@@ -20,7 +20,9 @@ from orchestrator.serving import metrics, routing
 from orchestrator.serving.accesslog import AccessLog
 from orchestrator.serving.asgi import Reply, Request, run_lifespan
 from orchestrator.serving.batching import MicroBatcher
-from orchestrator.serving.capture import CaptureSampler, CaptureWriter, FolderCaptureWriter
+from orchestrator.serving.capture import (
+    CaptureSampler, CaptureWriter, FolderCaptureWriter, SignedUrlCaptureWriter,
+)
 from orchestrator.serving.codecs import (RANGE_POLICIES, check_values, decode_infer_request, decode_records,
                                          encode_infer_response, encode_predictions)
 from orchestrator.serving.errors import ModelLoadError, ModelNotFound, ServingError
@@ -295,6 +297,11 @@ def build_app(settings: ServerSettings, capture_writer: CaptureWriter | None = N
     if settings.capture_rate > 0:
         if capture_writer is None and settings.capture_writer:
             capture_writer = load_capture_writer(settings)
+        if capture_writer is None and settings.capture_url_file:
+            try:
+                capture_writer = SignedUrlCaptureWriter(Path(settings.capture_url_file))
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"capture URL file {settings.capture_url_file}: {exc}") from None
         if capture_writer is None:
             if not settings.capture_dir:
                 raise ModelLoadError("a capture rate is set but no capture folder or writer")

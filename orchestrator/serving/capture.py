@@ -2,8 +2,10 @@
 
 A request is sampled with probability ``rate``; its arrays are put on a bounded queue (never blocking: when the
 queue is full the sample is dropped and counted) and a background thread turns them into JSON Lines and writes them
-in batches through a ``CaptureWriter``. Two writers are provided: a local folder (the default) and any artifact
-store offering ``put_bytes(key, data)`` (the project's ArtifactStore, duck-typed so this package stands alone).
+in batches through a ``CaptureWriter``. Three writers are provided: a local folder (the default), any artifact
+store offering ``put_bytes(key, data)`` (the project's ArtifactStore, duck-typed so this package stands alone), and
+a signed folder URL (a Swift TempURL granting writes under one prefix only), with which an inference VM holding no
+cloud credential writes its captures into the store the endpoint was deployed from.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import logging
 import os
 import queue
 import random
+import re
+import socket
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 import orjson
@@ -61,6 +68,60 @@ class StoreCaptureWriter:
 
     def write(self, key: str, data: bytes) -> None:
         self.store.put_bytes(f"{self.prefix}/{key}" if self.prefix else key, data)
+
+
+class SignedUrlCaptureWriter:
+    """PUTs each batch under a signed folder URL: ``https://HOST/v1/ACCOUNT/CONTAINER/PREFIX?temp_url_prefix=...``,
+    the signature covering every object under ``PREFIX/`` (Swift's prefix TempURL), so the node can add captures
+    there and can neither read them nor write anywhere else.
+
+    The URL is a secret kept in a file (mode 0600 on the node; never on a command line, never logged), read again
+    for every batch: a deploy that signs a new one replaces the file, and the server goes on without a restart.
+
+    Args:
+        url_file: the file holding the signed folder URL; a batch's key is appended to its path, its query stays.
+        attempts: tries per batch (a second of backoff, doubling) before the batch is given up and logged.
+        timeout_s: longest wait for one PUT.
+    """
+
+    def __init__(self, url_file: Path, attempts: int = 3, timeout_s: float = 30.0, sleep=time.sleep):
+        self.url_file, self.attempts, self.timeout_s, self._sleep = Path(url_file), attempts, timeout_s, sleep
+        self._folder_url()  # a missing, empty or malformed file stops the server at start, not at the first batch
+
+    def _folder_url(self):
+        url = self.url_file.read_text(encoding="utf-8").strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or "temp_url_sig=" not in parts.query:
+            raise ValueError(f"{self.url_file} holds no signed http(s) folder URL (temp_url_sig=...)")
+        return parts
+
+    def object_url(self, key: str) -> str:
+        parts = self._folder_url()
+        return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{quote(key)}"))
+
+    def write(self, key: str, data: bytes) -> None:
+        for attempt in range(1, self.attempts + 1):
+            request = urllib.request.Request(self.object_url(key), data=data, method="PUT",
+                                             headers={"Content-Type": "application/x-ndjson"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    response.read()
+                return
+            except (urllib.error.URLError, OSError) as exc:
+                # The exception's text would carry the signed URL: only its kind and status are kept.
+                status = getattr(exc, "code", None)
+                if attempt == self.attempts or status in (401, 403):
+                    raise OSError(f"capture PUT failed ({type(exc).__name__}"
+                                  f"{f' {status}' if status else ''}, attempt {attempt})") from None
+                self._sleep(2.0 ** (attempt - 1))
+
+
+def _node_name() -> str:
+    """This host's name, as a capture key may hold it: nodes of one endpoint never write the same key."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:64] or "node"
+
+
+_NODE = _node_name()
 
 
 @dataclass
@@ -166,7 +227,7 @@ class CaptureSampler:
         for (model, version), lines in pending.items():
             self._sequence += 1
             key = (f"{model}/{version}/{now:%Y-%m-%d}/"
-                   f"{now:%Y%m%dT%H%M%S%fZ}-{os.getpid()}-{self._sequence:06d}.jsonl")
+                   f"{now:%Y%m%dT%H%M%S%fZ}-{_NODE}-{os.getpid()}-{self._sequence:06d}.jsonl")
             try:
                 self.writer.write(key, b"\n".join(lines) + b"\n")
                 self.on_written(len(lines))

@@ -38,6 +38,8 @@ class ServerSettings:
     # project's artifact store); importable in every worker process. None: a folder writer on capture_dir.
     capture_writer: str | None = None
     capture_store: str | None = None
+    # A file holding a signed folder URL (SignedUrlCaptureWriter): captures go there, with no credential here.
+    capture_url_file: str | None = None
     token_file: str | None = None
     # HTTPS on the serving port (orchestrator.serving.tls): a certificate and its key. Without them the server
     # speaks plain HTTP on a loopback address only, unless insecure_http says to anywhere.

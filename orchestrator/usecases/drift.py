@@ -35,6 +35,7 @@ from orchestrator.monitoring.profile import (
 from orchestrator.monitoring.report import render_report
 from orchestrator.monitoring.windows import (
     CAPTURED_AT,
+    STORE_CAPTURES,
     LastRows,
     TimeWindow,
     Window,
@@ -52,7 +53,7 @@ from orchestrator.usecases.drift_profile import (
 )
 
 CHECK_FORMAT = "dataops.drift-check/1"
-CAPTURES = "captures"
+CAPTURES = STORE_CAPTURES
 # Exit codes of ``dataops drift check`` for its verdicts; errors keep their own (DataopsError.exit_code).
 EXIT_CODES = {"no_drift": 0, "drift": 20, "insufficient_data": 21}
 # The checks a report draws over time, by default: a month of daily checks.

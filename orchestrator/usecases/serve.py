@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.config import setting
 from orchestrator.errors import ArtifactNotFound, DataopsError
+from orchestrator.monitoring.windows import STORE_CAPTURES
 from orchestrator.serving.capture import StoreCaptureWriter
 from orchestrator.serving.codecs import RANGE_POLICIES
 from orchestrator.serving.errors import ServingError
@@ -20,7 +21,7 @@ from orchestrator.serving.settings import ServerSettings
 
 # Settings travel as JSON to every worker process, so the factory is named, not passed.
 STORE_CAPTURE_WRITER = f"{__name__}:store_capture_writer"
-CAPTURE_PREFIX = "captures"
+CAPTURE_PREFIX = STORE_CAPTURES
 
 
 @dataclass(frozen=True)

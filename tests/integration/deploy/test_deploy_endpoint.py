@@ -1,6 +1,7 @@
 """A registered model in production on the CI control plane, with real hosts behind the endpoint's servers: deploy
 to a 2-node endpoint serving HTTPS with certificates of the endpoint's own CA, query it with tritonclient (ssl=True,
-verified against that CA), read its nodes as `endpoints show` does, deploy a second version while a client keeps
+verified against that CA), find each node's captures in the store (written through a URL signed for that folder
+alone), read its nodes as `endpoints show` does, deploy a second version while a client keeps
 sending requests (none fails), refuse a version that does not reproduce its card (the served one stays), roll
 back, undeploy, and nothing is left behind."""
 
@@ -118,6 +119,16 @@ class SteadyClient(threading.Thread):
                     self.failures.append(f"{url}: {exc}")
 
 
+def _wait_for_captures(store: SwiftStore, prefix: str, batches: int, timeout_s: float = 60.0) -> list[str]:
+    """The capture batches under ``prefix`` once there are ``batches`` of them (servers flush every few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        keys = sorted(store.list(prefix))
+        if len(keys) >= batches or time.monotonic() > deadline:
+            return keys
+        time.sleep(1)
+
+
 def test_a_model_goes_to_production_switches_versions_without_failures_rolls_back_and_leaves_nothing(
         netns_compute, store, tmp_path, monkeypatch):
     from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
@@ -128,7 +139,7 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
     name = f"ep{uuid.uuid4().hex[:6]}"
     subnet = free_subnet()
     spec = EndpointSpec(name=name, image=IMAGE, flavor=FLAVOR, nodes=2, network={"cidr": str(subnet)},
-                        operator_cidr=f"{subnet.network_address + 1}/32", client_cidr=str(subnet))
+                        operator_cidr=f"{subnet.network_address + 1}/32", client_cidr=str(subnet), capture_rate=1.0)
     wheelhouse = tmp_path.parent.parent / "dataops-server-wheelhouse"
     configure = RouteChecked(name)
     conn = netns_compute
@@ -139,6 +150,13 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
         registry = ModelRegistry(store)
         card_inputs = _row_valid_for(*(registry.card(f"{MODEL}:{v}") for v in (1, 2)))
         assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["1", "1"]
+        # Each node put its captured row into the store through its signed folder URL (no credential on it).
+        captured = _wait_for_captures(store, f"captures/{MODEL}/1", len(urls))
+        # A batch is named <flush stamp>-<node>-<pid>-<sequence>.jsonl.
+        nodes = {key.rsplit("/", 1)[-1].split("-", 1)[1].rsplit("-", 2)[0] for key in captured}
+        assert len(nodes) == len(urls), captured
+        rows = [json.loads(line) for key in captured for line in store.get_bytes(key).decode().splitlines()]
+        assert [row["version"] for row in rows] == [1] * len(urls) and all(row["inputs"] for row in rows)
         shown = [rollout.node_status(url, token, MODEL, sample_seconds=0.1, ca_file=ca) for url in urls]
         assert [(n["ready"], n["versions"], n.get("error")) for n in shown] == [(True, ["1"], None)] * 2
         plain = rollout.node_status(urls[0].replace("https://", "http://"), token, MODEL, sample_seconds=0.1)

@@ -31,8 +31,11 @@ class TempUrlStore(LocalStore):
     def url_signer(self):
         return self
 
+    signed: list[tuple] = []
+
     def temp_url(self, key, expires_in, method="GET", *, prefix=False, check=True):
-        assert not check or self.exists(key)
+        assert not check or method != "GET" or prefix or self.exists(key)
+        self.signed.append((key, expires_in, method, prefix))
         return f"https://swift.test/{key}?temp_url_sig=x"
 
 
@@ -116,6 +119,19 @@ def test_a_deploy_rolls_out_node_by_node_and_records_who_what_and_when(setup):
     assert cloud.keypairs == {"dataops-endpoint-web"} and "endpoint-web" in cloud.stacks
     assert record["status"] == "succeeded" and record["deployed_by"] and record["deployed_at"]
     assert endpoint_state("web").serving()["version"] == 1
+
+
+def test_capturing_nodes_get_a_url_signed_for_writes_under_captures_alone_and_others_none(setup):
+    store, cloud, spec = setup
+    playbooks = Playbooks()
+    rollout.deploy("web:1", spec.model_copy(update={"capture_rate": 0.25, "capture_url_days": 7}), store, cloud,
+                   configure=playbooks, wheelhouse_dir=Path("/wh"))
+    assert [(v["onnx_server_capture_rate"], v["onnx_server_capture_url"]) for v in playbooks.extravars] == \
+        [(0.25, "https://swift.test/captures?temp_url_sig=x")] * 2
+    assert ("captures", 7 * 86400, "PUT", True) in store.signed
+    plain = Playbooks()
+    rollout.deploy("web:1", spec, store, cloud, configure=plain, wheelhouse_dir=Path("/wh"))
+    assert {(v["onnx_server_capture_rate"], v["onnx_server_capture_url"]) for v in plain.extravars} == {(0.0, "")}
 
 
 def test_a_node_refusing_the_new_version_stops_the_rollout_and_goes_back(setup):

@@ -164,7 +164,7 @@ def deploy(
               "onnx_server_token": token, "onnx_server_port": spec.port, "onnx_server_max_batch_rows": spec.max_batch_rows,
               "onnx_server_device": "cuda" if spec.gpu else "cpu",
               "onnx_server_tls_source_dir": tls_source_dir, "onnx_server_insecure_http": spec.insecure_http,
-              **_capture_vars(spec, store)}
+              "onnx_server_range_policy": spec.range_policy, **_capture_vars(spec, store)}
     entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
              "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}
     for node in nodes:

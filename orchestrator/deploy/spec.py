@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.clusters.spec import NAME_PATTERN, NetworkSpec
@@ -30,6 +32,8 @@ class EndpointSpec(BaseModel):
     client_cidr: str = Field(description="CIDR allowed to reach the serving port.")
     ssh_user: str = Field(default="root", min_length=1)
     max_batch_rows: int = Field(default=32, ge=1, le=4096, description="Server-side micro-batching: rows at most.")
+    range_policy: Literal["reject", "flag"] = Field(default="reject", description="A value outside the training "
+                                                    "range: reject the request (400) or flag it and answer.")
     capture_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests whose rows are captured "
                                 "into the store's captures/ for drift checks (0: none). The nodes write through a "
                                 "URL signed for that folder alone; they hold no cloud credential.")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet
+from netns_driver.netns_host import free_subnet
+from support.endpoint_hosts import RouteChecked
 from support.tiny_models import CATEGORICAL, build_model_folder
 
-from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.swift import SwiftStore
 from orchestrator.deploy import rollout
 from orchestrator.deploy.spec import EndpointSpec
@@ -52,20 +52,6 @@ def _register(store: SwiftStore, tmp_path: Path) -> None:
     card["examples"]["outputs"]["label"] = [1 - v for v in card["examples"]["outputs"]["label"]]
     (broken / "model_card.json").write_text(json.dumps(card))
     assert registry.register(broken, MODEL) == (3, True)
-
-
-class RouteChecked:
-    """Runs the playbook only once every host address is checked to route through the endpoint network's bridge."""
-
-    def __init__(self, endpoint: str):
-        self.endpoint = endpoint
-
-    def __call__(self, playbook, inventory, extravars, **kwargs):
-        bridge = bridge_name(endpoint_state(self.endpoint).load()["outputs"]["network_id"])
-        for group in inventory["all"]["children"].values():
-            for host in group["hosts"].values():
-                assert_routed_through_bridge(host["ansible_host"], bridge)
-        return run_playbook(playbook, inventory, extravars, **kwargs)
 
 
 def _infer(url: str, token: str, card_inputs: list[dict], ca_file: Path) -> tuple[str, np.ndarray]:

@@ -42,8 +42,9 @@ from orchestrator.registry.models import ModelRegistry
 from orchestrator.usecases.deploy import deploy_model
 from orchestrator.usecases.run import run_pipeline_file
 from orchestrator.usecases.schedules import create_schedule, run_now
-from orchestrator.usecases.watch import Watch, watch_step
+from orchestrator.usecases.watch import Watch
 from tests.support.drifting_visits import MODEL, inputs, make_visits, records, write_pipeline
+from tests.support.loop_windows import WindowedWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 
@@ -93,7 +94,7 @@ def endpoint(cloud, admin_cloud, container, tmp_path_factory):
     assert name not in namespaces
 
 
-class EndpointWorld:
+class EndpointWorld(WindowedWorld):
     """Visits up to now, version 1 trained before the shift into a Swift store and deployed to the endpoint, and
     the watch of that endpoint."""
 
@@ -115,7 +116,7 @@ class EndpointWorld:
         self.watch = Watch(self.pipeline, endpoint=self.endpoint, store=self.store_location,
                            scheduler=self.scheduler)
         self.rng = np.random.default_rng(3)
-        self.start = datetime.fromtimestamp(int(time.time()) + 1, UTC)
+        self.start, self.every_s = datetime.fromtimestamp(int(time.time()) + 1, UTC), EVERY_S
 
     def post(self, url: str, rows: list[dict]) -> tuple[int, dict]:
         request = urllib.request.Request(f"{url}/v2/models/{MODEL}/predict", json.dumps({"records": rows}).encode(),
@@ -133,25 +134,7 @@ class EndpointWorld:
         for index, first in enumerate(range(0, rows, per_request)):
             status, body = self.post(self.urls[index % len(self.urls)], sent[first:first + per_request])
             assert status == 200, body
-        deadline = time.monotonic() + 30
-        while self.captured() < before + rows:
-            assert time.monotonic() < deadline, f"{rows} rows sent, {self.captured() - before} captured in Swift"
-            time.sleep(0.5)
-
-    def captured(self) -> int:
-        return sum(len(self.store.get_bytes(key).splitlines()) for key in self.store.list(f"captures/{MODEL}/"))
-
-    def end_of_window(self, n: int) -> datetime:
-        """The end of window ``n`` (1 is the first), on the clock; waits for it."""
-        end = self.start + timedelta(seconds=n * EVERY_S)
-        time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.05)
-        return end
-
-    def window(self, n: int):
-        """Window ``n``: shifted traffic, then the watch's step at the window's end."""
-        self.end_of_window(n - 1)
-        self.send()
-        return watch_step(self.watch, self.end_of_window(n))
+        self.wait_captured(before + rows, 30, lambda: " (in Swift)")
 
     def versions_served(self) -> list[int]:
         return [int(self.post(url, records(inputs(1, True, self.rng)))[1]["model_version"]) for url in self.urls]

@@ -29,8 +29,9 @@ from orchestrator.loop.records import decisions, retrain_history
 from orchestrator.registry.models import ModelRegistry
 from orchestrator.usecases.run import run_pipeline_file
 from orchestrator.usecases.schedules import create_schedule, run_now
-from orchestrator.usecases.watch import Watch, watch_step
+from orchestrator.usecases.watch import Watch
 from tests.support.drifting_visits import MODEL, inputs, make_visits, records, write_pipeline
+from tests.support.loop_windows import WindowedWorld
 from tests.support.live_server import BIN, TOKEN, RunningServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ WINDOW_ROWS = 1000  # one capture batch: the server writes it at once
 MIN_ROWS = 500
 
 
-class LocalWorld:
+class LocalWorld(WindowedWorld):
     """Visits up to now, version 1 trained before the shift and served, and the watch of that server."""
 
     def __init__(self, folder: Path, dask_client, margin: float):
@@ -67,7 +68,7 @@ class LocalWorld:
                            repository_dir=folder / "repository", store=self.store_location, scheduler=self.scheduler)
         self.rng = np.random.default_rng(3)
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
-        self.start = datetime.fromtimestamp(int(time.time()) + 1, UTC)
+        self.start, self.every_s = datetime.fromtimestamp(int(time.time()) + 1, UTC), EVERY_S
 
     def send(self, rows: int = WINDOW_ROWS, per_request: int = 100) -> None:
         """Shifted visits, as a client after the shift sends them; returns once they are all captured."""
@@ -77,25 +78,7 @@ class LocalWorld:
             status, body = self.server.json("POST", f"/v2/models/{MODEL}/predict",
                                             {"records": sent[first:first + per_request]}, self.headers)
             assert status == 200, body
-        deadline = time.monotonic() + 15
-        while self.captured() < before + rows:
-            assert time.monotonic() < deadline, f"{rows} rows sent, not captured:\n{self.server.log_text()}"
-            time.sleep(0.1)
-
-    def captured(self) -> int:
-        return sum(len(self.store.get_bytes(k).splitlines()) for k in self.store.list(f"captures/{MODEL}/"))
-
-    def end_of_window(self, n: int) -> datetime:
-        """The end of window ``n`` (1 is the first), on the clock; waits for it."""
-        end = self.start + timedelta(seconds=n * EVERY_S)
-        time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.05)
-        return end
-
-    def window(self, n: int):
-        """Window ``n``: shifted traffic, then the watch's step at the window's end."""
-        self.end_of_window(n - 1)
-        self.send()
-        return watch_step(self.watch, self.end_of_window(n))
+        self.wait_captured(before + rows, 15, lambda: f" (not captured):\n{self.server.log_text()}")
 
     def answering(self) -> int:
         status, body = self.server.json("GET", f"/v2/models/{MODEL}", headers=self.headers)

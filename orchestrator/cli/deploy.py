@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -94,12 +95,27 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
     out.print(history)
     if status["serving"]:
         out.print(_drift_line(endpoint, status["serving"], status.get("drift")), markup=False)
+    if line := _captures_line(status["history"]):
+        out.print(line, markup=False)
     if status.get("ca_file"):
         out.print(f"CA certificate: {status['ca_file']} (curl --cacert {status['ca_file']} ...; "
                   f"dataops endpoints ca {endpoint} -o FILE copies it)", markup=False)
     else:
         out.print("Plain HTTP (insecure_http in the endpoint file): tokens and rows travel in the clear",
                   markup=False)
+
+
+def _captures_line(history: list[dict]) -> str | None:
+    """What the serving deploy captures, and until when its signed URL lets the nodes write."""
+    done = [entry for entry in history if entry.get("status") == "succeeded"]
+    captures = done[-1].get("captures") if done else None
+    if not captures:
+        return None
+    lapse = datetime.fromisoformat(captures["url_expires"])
+    line = f"Captures: {captures['rate']:.0%} of requests into {captures['store']}"
+    if lapse <= datetime.now(timezone.utc):
+        return f"{line}; its signed URL lapsed at {captures['url_expires']}: nothing is captured until a deploy"
+    return f"{line}, through a signed URL valid until {captures['url_expires']} (each deploy signs a new one)"
 
 
 @endpoints_app.command("ca")

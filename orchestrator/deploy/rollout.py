@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
@@ -167,6 +168,9 @@ def deploy(
               "onnx_server_range_policy": spec.range_policy, **_capture_vars(spec, store)}
     entry = {"model": name, "version": version, "run_id": card.get("lineage", {}).get("run_id"),
              "deployed_by": getpass.getuser(), "deployed_at": now(), "nodes": [n.name for n in nodes]}
+    if spec.capture_rate > 0:
+        entry["captures"] = {"rate": spec.capture_rate, "store": f"{store.uri}/{STORE_CAPTURES}",
+                             "url_expires": capture_url_expiry(spec)}
     for node in nodes:
         progress.on_step(f"Rolling {name}:{version} out to {node.name}")
         try:
@@ -184,6 +188,12 @@ def deploy(
     entry.update(status="succeeded", seconds=round(time.monotonic() - started, 1))
     state.save(history=state.history() + [entry])
     return entry
+
+
+def capture_url_expiry(spec: EndpointSpec) -> str:
+    """When the capture URL a deploy signs now lapses (ISO 8601, UTC): the nodes capture nothing after it."""
+    lapse = datetime.now(timezone.utc) + timedelta(days=spec.capture_url_days)
+    return lapse.replace(microsecond=0).isoformat()
 
 
 def _capture_vars(spec: EndpointSpec, store: ArtifactStore) -> dict:

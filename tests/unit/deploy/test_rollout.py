@@ -302,6 +302,25 @@ def test_endpoints_show_reads_the_nodes_through_the_endpoint_ca_and_prints_its_p
     assert f"CA certificate: {ca_file}" in " ".join(shown.output.split())
 
 
+def test_endpoints_show_says_what_is_captured_and_until_when_the_nodes_may_write_it(cli, monkeypatch, tmp_path):
+    _, path = cli
+    capturing = tmp_path / "capturing.yaml"
+    capturing.write_text(Path(path).read_text() + "capture_rate: 0.05\ncapture_url_days: 3\n")
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", str(capturing)]).exit_code == 0
+    monkeypatch.setattr(rollout, "node_status", lambda url, token, model, ca_file=None: {"url": url, "ready": True})
+    shown = " ".join(CliRunner().invoke(app, ["endpoints", "show", "web"]).output.split())
+    lapse = endpoint_state("web").history()[-1]["captures"]["url_expires"]
+    assert f"Captures: 5% of requests into {endpoint_state('web').load()['store']}/captures" in shown
+    assert f"through a signed URL valid until {lapse}" in shown
+
+    state = endpoint_state("web")
+    history = state.history()
+    history[-1]["captures"]["url_expires"] = "2026-01-01T00:00:00+00:00"
+    state.save(history=history)
+    shown = " ".join(CliRunner().invoke(app, ["endpoints", "show", "web"]).output.split())
+    assert "its signed URL lapsed at 2026-01-01T00:00:00+00:00: nothing is captured until a deploy" in shown
+
+
 def test_endpoints_ca_prints_or_writes_the_ca_here_and_on_a_machine_holding_only_the_shared_record(
         cli, monkeypatch, tmp_path):
     _, path = cli

@@ -18,8 +18,9 @@ from orchestrator.errors import DataopsError
 NODE_PACKAGES = ("dask", "distributed")
 # What a pipeline's tasks import on the nodes (the scheduler too: it unpickles the task graph). The project's own
 # code is not installed: the client ships it with every run, so the cluster always runs the client's version.
+# orjson: scoring keeps the inference server's input contract, whose codecs parse with it.
 PIPELINE_PACKAGES = ("pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "joblib", "onnxruntime", "pydantic",
-                     "pyyaml", "cloudpickle", "fsspec", "aiohttp")
+                     "pyyaml", "cloudpickle", "fsspec", "aiohttp", "orjson")
 
 
 def pinned_requirements(packages: tuple[str, ...] = NODE_PACKAGES + PIPELINE_PACKAGES) -> list[str]:

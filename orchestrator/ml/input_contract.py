@@ -26,19 +26,23 @@ __all__ = ["FLAG", "RANGE_POLICIES", "REJECT", "Verdicts", "judge_rows", "servin
 
 
 class Verdicts(NamedTuple):
-    """What the contract says of each row of a frame, by position.
+    """What the contract says of the rows of a frame that are not plainly fine, by position.
 
     Attributes:
-        refused: the server's message for a refused row, None for a row that is scored.
-        flagged: under the "flag" policy, the columns of a scored row outside the training range (None: none).
+        rows: how many rows were judged.
+        refused: the server's message for each refused row (every other row is scored).
+        flagged: under the "flag" policy, the columns outside the training range of each flagged row.
     """
 
-    refused: list[str | None]
-    flagged: list[list[str] | None]
+    rows: int
+    refused: dict[int, str]
+    flagged: dict[int, list[str]]
 
     @property
     def accepted(self) -> np.ndarray:
-        return np.array([message is None for message in self.refused], dtype=bool)
+        accepted = np.ones(self.rows, dtype=bool)
+        accepted[list(self.refused)] = False
+        return accepted
 
 
 class _CardView:
@@ -73,17 +77,17 @@ def judge_rows(frame: pd.DataFrame, card: ModelCard, policy: str) -> Verdicts:
     for spec in card.inputs:
         column = frame[spec.column]
         cleared &= _numbers_cleared(column, spec) if spec.is_numeric else _categories_cleared(column, spec)
-    refused: list[str | None] = [None] * rows
-    flagged: list[list[str] | None] = [None] * rows
+    refused: dict[int, str] = {}
+    flagged: dict[int, list[str]] = {}
     if cleared.all():
-        return Verdicts(refused, flagged)
+        return Verdicts(rows, refused, flagged)
     view = _CardView(card)
     columns = {spec.name: spec.column for spec in card.inputs}
     positions = np.flatnonzero(~cleared)
     # The uncleared rows' values, taken once per column (not cell by cell), as JSON would carry them.
     values = {spec.column: [_json_value(value, spec) for value in frame[spec.column].iloc[positions].astype(object)]
               for spec in card.inputs}
-    for index, position in enumerate(positions):
+    for index, position in enumerate(positions.tolist()):
         record = {column: values[column][index] for column in values}
         body = json.dumps({"records": [record]}, ensure_ascii=False).encode()
         try:
@@ -91,8 +95,9 @@ def judge_rows(frame: pd.DataFrame, card: ModelCard, policy: str) -> Verdicts:
         except BadRequest as refusal:
             refused[position] = str(refusal)
         else:
-            flagged[position] = sorted(columns[name] for name in flags) or None
-    return Verdicts(refused, flagged)
+            if flags:
+                flagged[position] = sorted(columns[name] for name in flags)
+    return Verdicts(rows, refused, flagged)
 
 
 def _bounds(spec: InputSpec) -> tuple[float, float]:

@@ -126,7 +126,10 @@ def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version
     columns = prediction_columns(card, refusable=policy is not None)
     verdicts = judge_rows(frame, serving_card(card), policy) if policy is not None and len(frame) else None
     accepted = verdicts.accepted if verdicts is not None else np.ones(len(frame), dtype=bool)
-    rows = frame if accepted.all() else frame[accepted]
+    # Refused rows are scored with the rest and their outputs blanked when every numeric input holds numbers:
+    # cheaper than taking the accepted rows out. Text where numbers belong cannot be fed, so then they are.
+    whole = accepted.all() or _numbers_where_numbers_belong(card, frame)
+    rows = frame if whole else frame[accepted]
     added: dict[str, object] = {}
     if len(rows):
         session = session_for(card["files"]["model.onnx"]["sha256"], model_bytes)
@@ -137,28 +140,47 @@ def score_partition(frame: pd.DataFrame, model_bytes: bytes, card: dict, version
         if card["task"] != "regression":
             for i, name in enumerate(list(columns)[1:]):
                 added[name] = outputs[1][:, i]
-        added = {name: _spread(values, accepted, columns[name], frame.index) for name, values in added.items()}
+        added = {name: _placed(values, accepted, whole, columns[name], frame.index) for name, values in added.items()}
     else:
         added = {name: pd.Series(dtype=dtype, index=frame.index) for name, dtype in columns.items()}
     if policy is not None:
-        added[REFUSED] = pd.Series(verdicts.refused if verdicts is not None else None, index=frame.index, dtype="string")
+        added[REFUSED] = _sparse_text(verdicts.refused if verdicts is not None else {}, frame.index)
         if policy == FLAG:
             # The names as a JSON array: any text can be a column name, and a string column reads back anywhere.
-            flagged = [json.dumps(names, ensure_ascii=False) if names else None
-                       for names in (verdicts.flagged if verdicts is not None else [])]
-            added[OUT_OF_RANGE] = pd.Series(flagged or None, index=frame.index, dtype="string")
+            flagged = {row: json.dumps(names, ensure_ascii=False)
+                       for row, names in (verdicts.flagged if verdicts is not None else {}).items()}
+            added[OUT_OF_RANGE] = _sparse_text(flagged, frame.index)
     version_column = pd.Series(version if version is not None else -1, index=frame.index, dtype="int64")
     # Built column by column and assigned at once: the input columns are shared with ``frame``, not copied.
     return frame.assign(**added, model_version=version_column)
 
 
-def _spread(values: np.ndarray, accepted: np.ndarray, dtype: str, index: pd.Index) -> pd.Series:
-    """The scored rows' values at their rows of the partition; a refused row's value is missing."""
+def _sparse_text(values: dict[int, str], index: pd.Index) -> pd.Series:
+    """A text column missing everywhere but at the given positions."""
+    column = pd.Series(pd.NA, index=index, dtype="string")
+    if values:
+        column.iloc[list(values)] = list(values.values())
+    return column
+
+
+def _numbers_where_numbers_belong(card: dict, frame: pd.DataFrame) -> bool:
+    return all(pd.api.types.is_numeric_dtype(frame[item["name"]].dtype) or
+               pd.api.types.is_bool_dtype(frame[item["name"]].dtype)
+               for item in card["inputs"] if item["datatype"] == "FP32")
+
+
+def _placed(values: np.ndarray, accepted: np.ndarray, whole: bool, dtype: str, index: pd.Index) -> pd.Series:
+    """Outputs at their rows of the partition, a refused row's missing; ``values`` are for every row (``whole``)
+    or for the accepted rows only."""
     if accepted.all():
         return pd.Series(values, index=index).astype(dtype)
-    spread = pd.Series(values, index=np.flatnonzero(accepted)).astype(dtype).reindex(pd.RangeIndex(len(index)))
-    spread.index = index
-    return spread
+    if whole:
+        placed = pd.Series(values, index=index).astype(dtype)
+        placed[~accepted] = None
+        return placed
+    placed = pd.Series(values, index=np.flatnonzero(accepted)).astype(dtype).reindex(pd.RangeIndex(len(index)))
+    placed.index = index
+    return placed
 
 
 def score_dataframe(model_dir: Path, ddf, policy: str | None = None):

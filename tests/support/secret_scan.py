@@ -38,8 +38,10 @@ CONTROL_PLANE = ROOT / "devstack" / ".state"
 MIN_LENGTH = 8  # shorter values ("admin") would match innocent text; none of the secrets used is that short
 CHUNK = 8 << 20
 # Files that are credentials by purpose, and folders of installed code: not output of the suite.
-PURPOSE_FILES = ("clouds.yaml", "secure.yaml", "token")  # "token": what the tests hand to --token-file
-PURPOSE_SUFFIXES = (".token", ".key", ".pem", ".crt", ".whl")
+# "token": what the tests hand to --token-file; "extravars": ansible-runner's input, the variables a playbook is
+# given (tokens, signed URLs), in a private directory removed when the run ends.
+PURPOSE_FILES = ("clouds.yaml", "secure.yaml", "token", "extravars")
+PURPOSE_SUFFIXES = (".token", ".key", ".pem", ".crt", ".whl", ".capture-url")  # .capture-url: a node's signed URL
 SKIPPED_FOLDERS = ("site-packages", "dist-packages", "__pycache__")
 SECRET_AUTH_FIELDS = ("password", "token", "application_credential_secret")
 
@@ -178,7 +180,7 @@ def collect_minted_secrets() -> None:
     """Remember, from now on, the secrets this process mints or receives at the boundaries that make them.
 
     Application-credential secrets as they are sent to Keystone, Keystone tokens as keystoneauth obtains them,
-    TempURL keys as the Swift store reads or sets them; and each ansible-runner private data directory is scanned
+    TempURL keys as the Swift store reads or sets them, the signatures of long-lived write URLs; and each ansible-runner private data directory is scanned
     when its run returns, before ``orchestrator.ansible`` removes it. Calling it twice changes nothing.
     """
     if getattr(collect_minted_secrets, "done", False):
@@ -187,6 +189,7 @@ def collect_minted_secrets() -> None:
     _wrap_application_credentials()
     _wrap_keystone_tokens()
     _wrap_temp_url_keys()
+    _wrap_long_lived_write_urls()
     _wrap_ansible_runner()
 
 
@@ -231,6 +234,27 @@ def _wrap_temp_url_keys() -> None:
         return key
 
     SwiftContainer.temp_url_key = remembering
+
+
+def _wrap_long_lived_write_urls() -> None:
+    """The signature of every write URL signed for a day or more (an endpoint's capture URL): a bearer credential
+    for its folder, which only the node it is handed to may hold. (The workers' stage URLs, valid for hours, are not
+    looked for yet.)"""
+    from urllib.parse import parse_qs, urlparse
+
+    from orchestrator.artifacts.swift import SwiftStore
+
+    temp_url = SwiftStore.temp_url
+
+    @functools.wraps(temp_url)
+    def remembering(self, key, expires_in, method="GET", **options):
+        url = temp_url(self, key, expires_in, method, **options)
+        if method == "PUT" and expires_in >= 86400:
+            for signature in parse_qs(urlparse(url).query).get("temp_url_sig", []):
+                remember_secret(signature, "write URL signature")
+        return url
+
+    SwiftStore.temp_url = remembering
 
 
 def _wrap_ansible_runner() -> None:

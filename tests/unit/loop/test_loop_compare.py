@@ -149,7 +149,9 @@ def test_the_challenger_wins_only_when_better_by_the_margin_with_parity_and_smok
     improvement = challenger - champion if metric_direction(metric) == "higher" else champion - challenger
     if result.challenger_wins:
         assert parity is True and smoke is True
-        assert improvement > 0 and (improvement >= margin or math.isclose(improvement, margin, rel_tol=1e-9))
+        # Better by the margin, up to rounding: as close as compare's own tolerance (1e-9 relative, 1e-12 absolute).
+        assert improvement > 0 and (improvement >= margin
+                                    or math.isclose(improvement, margin, rel_tol=1e-9, abs_tol=1e-12))
     elif parity is True and smoke is True and not math.isnan(challenger):
         assert improvement <= 0 or improvement < margin
 

@@ -22,7 +22,12 @@ from orchestrator.serving.codecs import FLAG, RANGE_POLICIES, REJECT, check_valu
 from orchestrator.serving.codecs.columns import FP32_MAX
 from orchestrator.serving.errors import BadRequest
 
-__all__ = ["FLAG", "RANGE_POLICIES", "REJECT", "Verdicts", "judge_rows", "serving_card"]
+__all__ = ["FLAG", "RANGE_POLICIES", "REJECT", "Verdicts", "holds_numbers", "judge_rows", "serving_card"]
+
+
+def holds_numbers(dtype) -> bool:
+    """Whether a column of ``dtype`` can feed a numeric (FP32) input: numbers, or booleans read as 0 and 1."""
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
 
 class Verdicts(NamedTuple):
@@ -106,7 +111,7 @@ def _bounds(spec: InputSpec) -> tuple[float, float]:
 
 
 def _numbers_cleared(column: pd.Series, spec: InputSpec) -> np.ndarray:
-    if not (pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)):
+    if not holds_numbers(column.dtype):
         # Text (or a column read as text because it holds no value): only its missing values may be clear.
         return column.isna().to_numpy() & spec.nullable
     values = column.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from orchestrator.errors import SchemaMismatch
-from orchestrator.ml.input_contract import FLAG, judge_rows, serving_card
+from orchestrator.ml.input_contract import FLAG, holds_numbers, judge_rows, serving_card
 from orchestrator.ml.scoring_sessions import run_in_slices, scoring_call, session_for
 
 CARD = "model_card.json"
@@ -58,8 +58,7 @@ def validate_columns(card: dict, dtypes: pd.Series, typed: bool = True) -> None:
         if not typed or isinstance(dtype, pd.ArrowDtype) and pa.types.is_null(dtype.pyarrow_dtype):
             continue
         if item["datatype"] == "FP32":
-            ok = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-            if not ok:
+            if not holds_numbers(dtype):
                 raise SchemaMismatch(f"input column {name!r} has type {dtype}; the model expects numbers (FP32)")
         elif item["datatype"] == "BYTES":
             ok = (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
@@ -164,9 +163,7 @@ def _sparse_text(values: dict[int, str], index: pd.Index) -> pd.Series:
 
 
 def _numbers_where_numbers_belong(card: dict, frame: pd.DataFrame) -> bool:
-    return all(pd.api.types.is_numeric_dtype(frame[item["name"]].dtype) or
-               pd.api.types.is_bool_dtype(frame[item["name"]].dtype)
-               for item in card["inputs"] if item["datatype"] == "FP32")
+    return all(holds_numbers(frame[item["name"]].dtype) for item in card["inputs"] if item["datatype"] == "FP32")
 
 
 def _placed(values: np.ndarray, accepted: np.ndarray, whole: bool, dtype: str, index: pd.Index) -> pd.Series:

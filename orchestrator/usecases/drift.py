@@ -53,7 +53,6 @@ from orchestrator.usecases.drift_profile import (
 )
 
 CHECK_FORMAT = "dataops.drift-check/1"
-CAPTURES = STORE_CAPTURES
 # Exit codes of ``dataops drift check`` for its verdicts; errors keep their own (DataopsError.exit_code).
 EXIT_CODES = {"no_drift": 0, "drift": 20, "insufficient_data": 21}
 # The checks a report draws over time, by default: a month of daily checks.
@@ -97,7 +96,7 @@ class Check:
 class StoreCaptures:
     """Captured batches kept in an artifact store under ``captures/`` (``dataops serve --capture-store``)."""
 
-    def __init__(self, store: ArtifactStore, prefix: str = CAPTURES):
+    def __init__(self, store: ArtifactStore, prefix: str = STORE_CAPTURES):
         self.store = store
         self.prefix = prefix
         self.location = f"{store.uri.rstrip('/')}/{prefix}"

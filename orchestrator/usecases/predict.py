@@ -91,7 +91,7 @@ def typed_empty_columns(frame, files: list[Path], card: dict):
 
 
 def predict_to_path(store: ArtifactStore, ref: str, input_location: str, output: Path, client=None,
-                    range_policy: str = REJECT, pipeline: LoadedPipeline | None = None) -> dict:
+                    range_policy: str = REJECT, raw: bool = False, pipeline_file: str | None = None) -> dict:
     """Score ``input_location`` with model ``ref`` and write Parquet predictions to ``output``.
 
     Args:
@@ -101,8 +101,9 @@ def predict_to_path(store: ArtifactStore, ref: str, input_location: str, output:
         output: the Parquet folder to create.
         client: a Dask client; None computes with threads in this process.
         range_policy: the server's policy for a value outside the training range: "reject" or "flag".
-        pipeline: prepare the input as new rows of this pipeline's base source first; None: the input holds the
-            model's features.
+        raw: the input is new rows of the pipeline's base source, to prepare first (``model_pipeline``); else it
+            holds the model's features.
+        pipeline_file: with ``raw``, the pipeline file to prepare them with (default: the one that trained it).
 
     Returns:
         The prediction record (also written as ``_prediction.json`` in the output folder).
@@ -122,6 +123,7 @@ def predict_to_path(store: ArtifactStore, ref: str, input_location: str, output:
         raise DataopsError(f"output {output} already exists; predictions are never overwritten")
     model_dir = resolve_model_ref(store, ref)
     card = load_card(model_dir)
+    pipeline = model_pipeline(store, card, pipeline_file) if raw else None
     source, files = input_source(input_location, store)
     locations = None if files else [input_location]
     quarantine = blended = None
@@ -218,11 +220,7 @@ def predict_batch(ref: str, input_location: str, output: Path, store: str | None
 
     With ``raw`` (or a ``pipeline`` file), the input is new rows of the base source, prepared as the pipeline does.
     """
-    artifacts = open_store(setting("store", store))
-    preparing = None
-    if raw or pipeline is not None:
-        preparing = model_pipeline(artifacts, load_card(resolve_model_ref(artifacts, ref)), pipeline)
     target = compute_target(scheduler, None)
     with open_client(target) if target.address else nullcontext() as client:
-        return predict_to_path(artifacts, ref, input_location, output, client=client, range_policy=range_policy,
-                               pipeline=preparing)
+        return predict_to_path(open_store(setting("store", store)), ref, input_location, output, client=client,
+                               range_policy=range_policy, raw=raw or pipeline is not None, pipeline_file=pipeline)

@@ -21,7 +21,6 @@ from orchestrator.serving.settings import ServerSettings
 
 # Settings travel as JSON to every worker process, so the factory is named, not passed.
 STORE_CAPTURE_WRITER = f"{__name__}:store_capture_writer"
-CAPTURE_PREFIX = STORE_CAPTURES
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def store_capture_writer(settings: ServerSettings) -> StoreCaptureWriter:
     """
     from orchestrator.artifacts.open import open_store
 
-    return StoreCaptureWriter(open_store(settings.capture_store), CAPTURE_PREFIX)
+    return StoreCaptureWriter(open_store(settings.capture_store), STORE_CAPTURES)
 
 
 def server_settings(model_refs: list[str], options: ServeOptions) -> ServerSettings:

@@ -43,6 +43,7 @@ schema: $(STAMP)
 # Each benchmark prints medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench dataprep
+	$(BIN)/python -m bench dataprep --scale 30,300
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python -m bench onnx_predict
 	$(BIN)/python bench/serving.py --install-mlflow --install-mlserver

@@ -3,7 +3,9 @@ work written as plain single-process pandas and as idiomatic lazy polars (stream
 replicated to 10+ million rows.
 
 Run: ``python -m bench.dataprep [--rounds 3] [--copies 30] [--engines dask,pandas,polars]`` (or
-``python -m bench dataprep``).
+``python -m bench dataprep``). ``--scale 30,300`` instead runs each engine once per size (10.1M, then 101M rows) and
+prints how wall time and peak memory grow with the rows (goal: linear time, flat memory); pandas runs only at the
+sizes its measured memory per row says fit in this machine's memory, and the size it would stop at is printed.
 
 Every measurement runs in a fresh child process (so one engine's freed-but-kept memory never counts against the
 other); the parent samples the resident memory of the child's whole process tree (Dask scheduler and workers
@@ -521,32 +523,8 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.median(values):7.1f} ({min(values):.1f}..{max(values):.1f})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.dataprep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--copies", type=int, default=30, help="replicas of the 336,776 flights (default 30: 10.1M rows)")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of dask,pandas,polars")
-    parser.add_argument("--report", type=Path, help="write a Dask performance report (HTML) of the first Dask run")
-    parser.add_argument("--once", choices=ENGINES, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.once:
-        once(args.once, args.copies, args.report)
-        return 0
-
-    folder = make_data(args.copies)
-    print(f"data: {folder} ({(folder / 'done').read_text().strip()}); {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    engines = [e for e in ENGINES if e in args.engines.split(",")]
-    results: dict[str, list[dict]] = {e: [] for e in engines}
-    for round_index in range(args.rounds):
-        order = engines if round_index % 2 == 0 else engines[::-1]
-        for engine in order:
-            report = args.report if engine == "dask" and not results["dask"] else None
-            figures = measure(engine, args.copies, report)
-            results[engine].append(figures)
-            print(f"round {round_index + 1} {engine:6s} wall {figures['wall_s']:6.1f} s  startup {figures['startup_s']:4.1f} s  "
-                  f"peak RSS {figures['peak_rss_gb']:.2f} GB  stages {figures.get('stage_s', '')}", flush=True)
-
+def compare(results: dict[str, list[dict]]) -> int:
+    """Print medians and the ratios between engines; 1 when the engines disagree on the rows they wrote."""
     print("\nengine   wall s median (min..max)   startup s   peak RSS GB median (min..max)")
     for engine, runs in results.items():
         print(f"{engine:8s} {_fmt([r['wall_s'] for r in runs])}   {statistics.median(r['startup_s'] for r in runs):5.1f}     "
@@ -592,6 +570,99 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {engine}: {f['rows']} {f['quarantined']} {f['checksums']}")
             return 1
     return 0
+
+
+def _machine_memory_gb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / 1e9
+
+
+def scale(sizes: list[int], engines: list[str]) -> int:
+    """One run per engine at each size, smallest first; print the growth from the smallest size to each larger one.
+
+    Time grows linearly when the wall time per row stays the same (a ratio of 1.0); memory is flat when the peak
+    stays the same whatever the rows. An engine whose peak per row, measured at a smaller size, says it would need
+    more than 90 % of the machine's memory is not run there (pandas holds every stage's frame in memory): the size
+    it would stop at is printed instead.
+    """
+    fits = 0.9 * _machine_memory_gb()
+    rows_of: dict[int, int] = {}
+    runs: dict[str, dict[int, dict]] = {e: {} for e in engines}
+    for copies in sizes:
+        folder = make_data(copies)
+        rows_of[copies] = int((folder / "done").read_text().split()[0])
+        print(f"data: {folder} ({rows_of[copies]:,} flights); {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        for engine in engines:
+            measured = runs[engine]
+            if measured:
+                smallest = min(measured)
+                per_row = measured[smallest]["peak_rss_gb"] / rows_of[smallest]
+                if per_row * rows_of[copies] > fits:
+                    print(f"{engine:6s} not run at {rows_of[copies]:,} rows: at {per_row * 1e6:.2f} GB per million "
+                          f"rows (measured at {rows_of[smallest]:,}) it needs about {per_row * rows_of[copies]:.0f} "
+                          f"GB; it would stop near {fits / per_row / 1e6:.0f}M rows on this machine's "
+                          f"{_machine_memory_gb():.0f} GB", flush=True)
+                    continue
+            figures = measured[copies] = measure(engine, copies)
+            print(f"{rows_of[copies]:>12,} rows {engine:6s} wall {figures['wall_s']:7.1f} s  peak RSS "
+                  f"{figures['peak_rss_gb']:.2f} GB  stages {figures.get('stage_s', '')}", flush=True)
+        same_size = {engine: [measured[copies]] for engine, measured in runs.items() if copies in measured}
+        if len(same_size) > 1 and compare(same_size):
+            return 1
+
+    smallest = sizes[0]
+    print(f"\ngrowth from {rows_of[smallest]:,} rows (time per row ratio: 1.00 is linear; peak memory ratio: 1.00 is "
+          "flat)")
+    for engine, measured in runs.items():
+        for copies in sizes[1:]:
+            if smallest in measured and copies in measured:
+                rows = rows_of[copies] / rows_of[smallest]
+                time_ratio = measured[copies]["wall_s"] / measured[smallest]["wall_s"] / rows
+                memory_ratio = measured[copies]["peak_rss_gb"] / measured[smallest]["peak_rss_gb"]
+                print(f"{engine:8s} x{rows:.0f} rows: time per row {time_ratio:.2f}, peak memory {memory_ratio:.2f} "
+                      f"({measured[smallest]['peak_rss_gb']:.1f} -> {measured[copies]['peak_rss_gb']:.1f} GB)")
+    largest = sizes[-1]
+    if "dask" in runs and largest in runs["dask"]:
+        peak = runs["dask"][largest]["peak_rss_gb"]
+        print(f"dask at {rows_of[largest]:,} rows: peak {peak:.1f} GB, {peak / _machine_memory_gb():.0%} of the "
+              f"machine's memory")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dataprep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--copies", type=int, default=30, help="replicas of the 336,776 flights (default 30: 10.1M rows)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of dask,pandas,polars")
+    parser.add_argument("--report", type=Path, help="write a Dask performance report (HTML) of the first Dask run")
+    parser.add_argument("--scale", help="comma-separated copies, such as 30,300: one run per engine and size, and "
+                                            "how time and memory grow with the rows")
+    parser.add_argument("--once", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.once:
+        once(args.once, args.copies, args.report)
+        return 0
+    if args.scale:
+        return scale(sorted(int(c) for c in args.scale.split(",")),
+                     [e for e in ENGINES if e in args.engines.split(",")])
+
+    folder = make_data(args.copies)
+    print(f"data: {folder} ({(folder / 'done').read_text().strip()}); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    engines = [e for e in ENGINES if e in args.engines.split(",")]
+    results: dict[str, list[dict]] = {e: [] for e in engines}
+    for round_index in range(args.rounds):
+        order = engines if round_index % 2 == 0 else engines[::-1]
+        for engine in order:
+            report = args.report if engine == "dask" and not results["dask"] else None
+            figures = measure(engine, args.copies, report)
+            results[engine].append(figures)
+            print(f"round {round_index + 1} {engine:6s} wall {figures['wall_s']:6.1f} s  startup {figures['startup_s']:4.1f} s  "
+                  f"peak RSS {figures['peak_rss_gb']:.2f} GB  stages {figures.get('stage_s', '')}", flush=True)
+
+    return compare(results)
 
 
 if __name__ == "__main__":

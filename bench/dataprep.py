@@ -36,6 +36,7 @@ CACHE = Path(__file__).resolve().parent / ".data"
 GOAL_RATIO = 0.7
 POLARS_GOAL_RATIO = 1.0
 ENGINES = ("dask", "pandas", "polars")
+IN_MEMORY = ("pandas",)
 # Summed over each partition by every engine: the label, a column of the base source, one of each join.
 CHECKSUM_COLUMNS = ("late", "distance", "temp", "seats")
 
@@ -582,9 +583,9 @@ def scale(sizes: list[int], engines: list[str]) -> int:
     """One run per engine at each size, smallest first; print the growth from the smallest size to each larger one.
 
     Time grows linearly when the wall time per row stays the same (a ratio of 1.0); memory is flat when the peak
-    stays the same whatever the rows. An engine whose peak per row, measured at a smaller size, says it would need
-    more than 90 % of the machine's memory is not run there (pandas holds every stage's frame in memory): the size
-    it would stop at is printed instead.
+    stays the same whatever the rows. pandas holds every stage's whole frame in memory: where its peak per row,
+    measured at a smaller size, says it would need more than 90 % of the machine's memory, it is not run, and the
+    size it would stop at is printed instead. The others stream or spill, so they run at every size.
     """
     fits = 0.9 * _machine_memory_gb()
     rows_of: dict[int, int] = {}
@@ -596,7 +597,7 @@ def scale(sizes: list[int], engines: list[str]) -> int:
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         for engine in engines:
             measured = runs[engine]
-            if measured:
+            if engine in IN_MEMORY and measured:
                 smallest = min(measured)
                 per_row = measured[smallest]["peak_rss_gb"] / rows_of[smallest]
                 if per_row * rows_of[copies] > fits:

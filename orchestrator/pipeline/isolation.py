@@ -2,7 +2,8 @@
 
 Two guarantees:
 
-* after the split, no entity key and no identical row sits in two partitions (``check_disjoint``);
+* after the split, no entity key and no identical row sits in two partitions (``disjoint_parts``, computed with the
+  split's writes, then ``disjoint_verdict``; ``check_disjoint`` for rows held in memory);
 * a stage is handed a ``PartitionView`` that yields only the partitions the stage is allowed to read; asking for any
   other raises, whatever the stage's code does, and every read is recorded with the partition's fingerprint.
 
@@ -38,55 +39,105 @@ def row_hashes(frame: pd.DataFrame, key_columns: list[str]) -> pd.DataFrame:
     )
 
 
-def _fingerprint(row_hash: np.ndarray) -> str:
+def _fingerprint(rows: int, hash_sum: int) -> str:
     # Order-independent: the same rows in any partitioning give the same fingerprint.
-    total = int(row_hash.astype(np.uint64).sum(dtype=np.uint64))
-    return f"{len(row_hash)}-{total:016x}"
+    return f"{rows}-{hash_sum % 2**64:016x}"
 
 
-def _shared_values(codes: np.ndarray, values: np.ndarray) -> tuple[int, list[str]]:
-    """How many hash values sit in more than one partition, and which partitions they touch.
+def partition_totals(hashes: pd.DataFrame) -> pd.DataFrame:
+    """Per split partition, of these rows: how many, and the sum of their row hashes (Python ints: they add up
+    exactly across Dask partitions, modulo 2**64 only at the end)."""
+    codes = pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes
+    row_hash = hashes["row_hash"].to_numpy()
+    return pd.DataFrame({
+        "rows": [int((codes == index).sum()) for index in range(len(PARTITIONS))],
+        "hash_sum": np.array([int(row_hash[codes == index].sum(dtype=np.uint64)) for index in range(len(PARTITIONS))],
+                             dtype=object),
+    }, index=list(PARTITIONS))
+
+
+def shared_values(pairs: pd.DataFrame) -> pd.DataFrame:
+    """How many hash values of ``pairs`` (columns ``code``, the split partition, and ``value``) sit in more than one
+    split partition, and which partitions they touch (a bit per partition), as one row.
 
     A plain sort of the uint64 hashes (vectorised, the cheapest global operation here) finds the repeated values;
     usually there are none. Only rows carrying a repeated value are then grouped to see whether their partitions
     differ: equal values side by side span two partitions exactly when two neighbours carry different codes.
     """
+    codes, values = pairs["code"].to_numpy(), pairs["value"].to_numpy()
     ordered = np.sort(values)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if not len(repeated):
-        return 0, []
-    candidates = np.isin(values, repeated)
-    values, codes = values[candidates], codes[candidates]
-    order = np.argsort(values, kind="stable")
-    ordered, parts = values[order], codes[order]
-    clash = (ordered[1:] == ordered[:-1]) & (parts[1:] != parts[:-1])
-    if not clash.any():
-        return 0, []
-    count = len(np.unique(ordered[1:][clash]))
-    touched = set(parts[1:][clash]) | set(parts[:-1][clash])
-    return count, sorted(PARTITIONS[int(code)] for code in touched)
+    count, touched = 0, 0
+    if len(repeated):
+        candidates = np.isin(values, repeated)
+        values, codes = values[candidates], codes[candidates]
+        order = np.argsort(values, kind="stable")
+        ordered, parts = values[order], codes[order]
+        clash = (ordered[1:] == ordered[:-1]) & (parts[1:] != parts[:-1])
+        if clash.any():
+            count = len(np.unique(ordered[1:][clash]))
+            for code in set(parts[1:][clash]) | set(parts[:-1][clash]):
+                touched |= 1 << int(code)
+    return pd.DataFrame({"count": [count], "touched": [touched]})
 
 
-def check_disjoint(hashes: pd.DataFrame, key_columns: list[str]) -> dict[str, dict]:
-    """Verify that partitions share no key and no row; return rows and fingerprint per partition.
+def _pairs(hashes: pd.DataFrame, column: str) -> pd.DataFrame:
+    return pd.DataFrame({"code": pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes,
+                         "value": hashes[column].to_numpy()}, index=hashes.index)
+
+
+_PAIRS_META = pd.DataFrame({"code": np.array([], dtype=np.int8), "value": np.array([], dtype=np.uint64)})
+_TOTALS_META = pd.DataFrame({"rows": pd.Series([], dtype="int64"), "hash_sum": pd.Series([], dtype=object)})
+_SHARED_META = pd.DataFrame({"count": pd.Series([], dtype="int64"), "touched": pd.Series([], dtype="int64")})
+CHECKED = ("key_hash", "row_hash")
+
+
+def disjoint_parts(hashes: dd.DataFrame) -> tuple[dd.DataFrame, ...]:
+    """The isolation check, lazily and in bounded memory: per-partition totals, then for the key hashes and the row
+    hashes, a shuffle by hash value (every copy of a value meets in one bucket) and the shared values of each
+    bucket. Computed with the split's writes, in the same pass; :func:`disjoint_verdict` reads the results."""
+    totals = hashes.map_partitions(partition_totals, meta=_TOTALS_META)
+    buckets = max(hashes.npartitions, 1)
+    shared = [hashes.map_partitions(_pairs, column, meta=_PAIRS_META).shuffle(on="value", npartitions=buckets)
+              .map_partitions(shared_values, meta=_SHARED_META) for column in CHECKED]
+    return totals, *shared
+
+
+def disjoint_verdict(totals: pd.DataFrame, shared: list[pd.DataFrame], key_columns: list[str]) -> dict[str, dict]:
+    """Rows and fingerprint per partition from the computed :func:`disjoint_parts`.
 
     Raises:
         IsolationViolation: naming the partitions that overlap and how many keys or rows they share.
     """
-    codes = pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes
-    row_hash = hashes["row_hash"].to_numpy()
-    summary = {}
-    for index, name in enumerate(PARTITIONS):
-        mine = row_hash[codes == index]
-        summary[name] = {"rows": len(mine), "fingerprint": _fingerprint(mine)}
-    for column, what in (("key_hash", f"key {key_columns}"), ("row_hash", "identical row")):
-        count, overlap = _shared_values(codes, hashes[column].to_numpy())
+    by_partition = totals.groupby(level=0)
+    rows = by_partition["rows"].sum()
+    sums = by_partition["hash_sum"].agg(lambda values: sum(int(value) for value in values))
+    summary = {name: {"rows": int(rows.get(name, 0)), "fingerprint": _fingerprint(int(rows.get(name, 0)),
+                                                                                 int(sums.get(name, 0)))}
+               for name in PARTITIONS}
+    for column, found in zip(CHECKED, shared):
+        count, touched = int(found["count"].sum()), 0
+        for bits in found["touched"]:
+            touched |= int(bits)
         if count:
+            what = f"key {key_columns}" if column == "key_hash" else "identical row"
+            overlap = sorted(name for index, name in enumerate(PARTITIONS) if touched >> index & 1)
             raise IsolationViolation(
                 f"split leaks data across partitions: {count} {what} value(s) appear in more than one of "
                 f"{overlap}; each {what} must belong to exactly one partition (split on it, or by hash of it)"
             )
     return summary
+
+
+def check_disjoint(hashes: pd.DataFrame, key_columns: list[str]) -> dict[str, dict]:
+    """Verify that the partitions of these rows (of :func:`row_hashes`) share no key and no row; return rows and
+    fingerprint per partition. The same check as the split's, on rows held in memory.
+
+    Raises:
+        IsolationViolation: naming the partitions that overlap and how many keys or rows they share.
+    """
+    return disjoint_verdict(partition_totals(hashes), [shared_values(_pairs(hashes, column)) for column in CHECKED],
+                            key_columns)
 
 
 class PartitionView:

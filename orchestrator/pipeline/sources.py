@@ -145,6 +145,10 @@ def read_source(source: Source, files: list[Path], locations: list[str] | None =
             options.setdefault("assume_missing", True)
             return dd.read_csv(paths, **options)
         if fmt == "parquet":
+            # One partition per file would let a partition grow with its file (a month of 8M rows took 14 GB to
+            # join): big files are cut at row groups into partitions of about BLOCKSIZE in memory.
+            options.setdefault("split_row_groups", "adaptive")
+            options.setdefault("blocksize", BLOCKSIZE)
             return dd.read_parquet(paths if len(paths) > 1 else paths[0], columns=source.columns, **options)
         options.setdefault("blocksize", None if compression else 2**26)
         if compression:

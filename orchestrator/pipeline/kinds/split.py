@@ -6,7 +6,7 @@ import json
 
 from orchestrator.errors import SpecError
 from orchestrator.pipeline.context import StageContext
-from orchestrator.pipeline.isolation import PARTITION, check_disjoint, row_hashes
+from orchestrator.pipeline.isolation import PARTITION, disjoint_parts, disjoint_verdict, row_hashes
 from orchestrator.pipeline.spec import PARTITIONS
 from orchestrator.pipeline.split import label_partition
 from orchestrator.pipeline.stage_kinds import Reads, StageKind, StageSite, Writes, register_stage_kind
@@ -24,8 +24,8 @@ def split(ctx: StageContext) -> dict:
     writes = {name: labelled[labelled[PARTITION] == name].drop(columns=[PARTITION]) for name in PARTITIONS}
     hash_meta = row_hashes(meta, spec.key_columns)
     hashes = labelled.map_partitions(row_hashes, spec.key_columns, meta=hash_meta)
-    collected, = ctx.data.save(writes, hashes)
-    summary = check_disjoint(collected, spec.key_columns)
+    totals, *shared = ctx.data.save(writes, *disjoint_parts(hashes))
+    summary = disjoint_verdict(totals, shared, spec.key_columns)
     (ctx.out_dir / "partitions.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     return {"rows_in": ctx.upstream["features"]["rows_out"], "rows_out": sum(p["rows"] for p in summary.values()),
             "partitions": summary}

@@ -33,3 +33,37 @@ def test_rows_without_a_time_go_to_serve_and_the_labels_feed_the_check():
     assert list(frame.columns) == ["id", "ts"]  # the caller's frame is left alone
     summary = check_disjoint(row_hashes(labelled, ["id"]), ["id"])
     assert {name: part["rows"] for name, part in summary.items()} == {"train": 1, "validation": 0, "test": 0, "serve": 2}
+
+
+def _spread(frame: pd.DataFrame, partitions: int):
+    import dask.dataframe as dd
+
+    return dd.from_pandas(frame, npartitions=partitions, sort=False)
+
+
+def test_on_dask_partitions_the_check_finds_a_key_whose_copies_sit_in_different_dask_partitions(dask_client):
+    """Each Dask partition is clean on its own: the leak shows only once every copy of a value meets in one bucket."""
+    import dask
+
+    from orchestrator.pipeline.isolation import disjoint_parts, disjoint_verdict
+
+    rows = 6_000
+    parts = ["train"] * (rows - 1) + ["test"]
+    keys = list(range(rows - 1)) + [0]  # the last row, in the last Dask partition, repeats the first row's key
+    frame = hashes(parts, keys, range(rows))
+    totals, *shared = dask.compute(*disjoint_parts(_spread(frame, 6)))
+    with pytest.raises(IsolationViolation, match=r"1 key \['id'\] value\(s\) appear in more than one of \['test', 'train'\]"):
+        disjoint_verdict(totals, shared, ["id"])
+
+
+def test_on_dask_partitions_the_check_gives_the_in_memory_check_s_rows_and_fingerprints(dask_client):
+    import dask
+
+    from orchestrator.pipeline.isolation import disjoint_parts, disjoint_verdict
+
+    generator = np.random.default_rng(7)
+    rows = 10_000
+    frame = hashes(generator.choice(["train", "validation", "test", "serve"], rows),
+                   np.arange(rows), generator.integers(0, 2**63, rows))
+    totals, *shared = dask.compute(*disjoint_parts(_spread(frame, 9)))
+    assert disjoint_verdict(totals, shared, ["id"]) == check_disjoint(frame, ["id"])

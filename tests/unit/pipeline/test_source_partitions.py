@@ -22,7 +22,7 @@ def _parquet(path, rows=ROWS):
 
 def test_a_big_parquet_file_is_cut_at_its_row_groups_into_partitions_of_about_the_blocksize(tmp_path, monkeypatch):
     expected = _parquet(tmp_path / "big.parquet")
-    monkeypatch.setattr(sources, "BLOCKSIZE", "200kB")
+    monkeypatch.setattr(sources, "PARQUET_BLOCKSIZE", "200kB")
     source = Source.model_validate({"location": str(tmp_path / "big.parquet")})
 
     frame = sources.read_source(source, [tmp_path / "big.parquet"])
@@ -43,7 +43,7 @@ def test_small_parquet_files_stay_one_partition_each(tmp_path):
 
 def test_the_source_s_read_options_still_decide_how_a_file_is_cut(tmp_path, monkeypatch):
     _parquet(tmp_path / "big.parquet")
-    monkeypatch.setattr(sources, "BLOCKSIZE", "200kB")
+    monkeypatch.setattr(sources, "PARQUET_BLOCKSIZE", "200kB")
     whole = Source.model_validate({"location": str(tmp_path / "big.parquet"), "read_options": {"split_row_groups": False}})
 
     assert sources.read_source(whole, [tmp_path / "big.parquet"]).npartitions == 1

@@ -98,7 +98,10 @@ def disjoint_parts(hashes: dd.DataFrame) -> tuple[dd.DataFrame, ...]:
     bucket. Computed with the split's writes, in the same pass; :func:`disjoint_verdict` reads the results."""
     totals = hashes.map_partitions(partition_totals, meta=_TOTALS_META)
     buckets = max(hashes.npartitions, 1)
-    shared = [hashes.map_partitions(_pairs, column, meta=_PAIRS_META).shuffle(on="value", npartitions=buckets)
+    # The task-based shuffle keeps its pieces as ordinary results, spilled like any other or kept in memory when
+    # the worker's disk is full; the peer-to-peer one writes its buffers there and fails the run instead.
+    shared = [hashes.map_partitions(_pairs, column, meta=_PAIRS_META)
+              .shuffle(on="value", npartitions=buckets, shuffle_method="tasks")
               .map_partitions(shared_values, meta=_SHARED_META) for column in CHECKED]
     return totals, *shared
 

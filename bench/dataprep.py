@@ -645,14 +645,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.once:
         once(args.once, args.copies, args.report)
         return 0
+    engines = [e for e in ENGINES if e in args.engines.split(",")]
     if args.scale:
-        return scale(sorted(int(c) for c in args.scale.split(",")),
-                     [e for e in ENGINES if e in args.engines.split(",")])
+        return scale(sorted(int(c) for c in args.scale.split(",")), engines)
 
     folder = make_data(args.copies)
     print(f"data: {folder} ({(folder / 'done').read_text().strip()}); {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    engines = [e for e in ENGINES if e in args.engines.split(",")]
     results: dict[str, list[dict]] = {e: [] for e in engines}
     for round_index in range(args.rounds):
         order = engines if round_index % 2 == 0 else engines[::-1]

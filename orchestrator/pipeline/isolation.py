@@ -44,10 +44,15 @@ def _fingerprint(rows: int, hash_sum: int) -> str:
     return f"{rows}-{hash_sum % 2**64:016x}"
 
 
+def _partition_codes(hashes: pd.DataFrame) -> np.ndarray:
+    """Each row's split partition as its index in PARTITIONS (-1 for none)."""
+    return pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes
+
+
 def partition_totals(hashes: pd.DataFrame) -> pd.DataFrame:
     """Per split partition, of these rows: how many, and the sum of their row hashes (Python ints: they add up
     exactly across Dask partitions, modulo 2**64 only at the end)."""
-    codes = pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes
+    codes = _partition_codes(hashes)
     row_hash = hashes["row_hash"].to_numpy()
     return pd.DataFrame({
         "rows": [int((codes == index).sum()) for index in range(len(PARTITIONS))],
@@ -82,8 +87,7 @@ def shared_values(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pairs(hashes: pd.DataFrame, column: str) -> pd.DataFrame:
-    return pd.DataFrame({"code": pd.Categorical(hashes[PARTITION], categories=list(PARTITIONS)).codes,
-                         "value": hashes[column].to_numpy()}, index=hashes.index)
+    return pd.DataFrame({"code": _partition_codes(hashes), "value": hashes[column].to_numpy()}, index=hashes.index)
 
 
 _PAIRS_META = pd.DataFrame({"code": np.array([], dtype=np.int8), "value": np.array([], dtype=np.uint64)})
@@ -115,9 +119,10 @@ def disjoint_verdict(totals: pd.DataFrame, shared: list[pd.DataFrame], key_colum
     by_partition = totals.groupby(level=0)
     rows = by_partition["rows"].sum()
     sums = by_partition["hash_sum"].agg(lambda values: sum(int(value) for value in values))
-    summary = {name: {"rows": int(rows.get(name, 0)), "fingerprint": _fingerprint(int(rows.get(name, 0)),
-                                                                                 int(sums.get(name, 0)))}
-               for name in PARTITIONS}
+    summary = {}
+    for name in PARTITIONS:
+        count = int(rows.get(name, 0))
+        summary[name] = {"rows": count, "fingerprint": _fingerprint(count, int(sums.get(name, 0)))}
     for column, found in zip(CHECKED, shared):
         count, touched = int(found["count"].sum()), 0
         for bits in found["touched"]:

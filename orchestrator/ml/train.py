@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from orchestrator.errors import StageFailed
 from orchestrator.ml.features import build_pipeline, coerce_features, coerce_target, describe_frame
+from orchestrator.ml.shared_tasks import run_sharing
 from orchestrator.ml.spec import ModelSpec
 from orchestrator.ml.tune import ESTIMATOR_PREFIX, _jsonable, default_scoring, search
 
@@ -58,7 +59,7 @@ class FitResult:
         }
 
 
-def _fit_and_validate(pipeline, params, X_train, y_train, X_val, y_val, scoring):
+def _fit_and_validate(X_train, y_train, X_val, y_val, pipeline, params, scoring):
     model = clone(pipeline).set_params(**{ESTIMATOR_PREFIX + k: v for k, v in params.items()})
     model.fit(X_train, y_train)
     return model, float(get_scorer(scoring)(model, X_val, y_val))
@@ -104,7 +105,7 @@ def fit_model(
         if spec.tuning is None:
             if on_progress:
                 on_progress(0, 1, None)
-            model, val_score = _fit_and_validate(pipeline, {}, X_train, y_train, X_val, y_val, scoring)
+            model, val_score = _fit_and_validate(X_train, y_train, X_val, y_val, pipeline, {}, scoring)
             if on_progress:
                 on_progress(1, 1, None)
             candidates = [{"params": _jsonable(spec.params), "validation_score": val_score, "chosen": True}]
@@ -114,16 +115,13 @@ def fit_model(
         finalists = ranked[: spec.tuning.finalists]
         if client is not None:
             # Scattered once, not embedded in every task's graph (tens of MB to the scheduler per finalist).
-            # hash=False: fresh keys, apart from the search's scattered copies, which it has just released.
-            shared = client.scatter([X_train, y_train, X_val, y_val], hash=False)
-            futures = [client.submit(_fit_and_validate, pipeline, c.params, *shared, scoring, pure=False)
-                       for c in finalists]
-            try:
-                fitted = client.gather(futures)
-            finally:
-                client.cancel(futures + shared)
+            shared = [X_train, y_train, X_val, y_val]
+            calls = [(pipeline, c.params, scoring) for c in finalists]
+            fitted = [None] * len(finalists)
+            for index, result in run_sharing(client, shared, _fit_and_validate, calls, broadcast=False):
+                fitted[index] = result
         else:
-            fitted = [_fit_and_validate(pipeline, c.params, X_train, y_train, X_val, y_val, scoring) for c in finalists]
+            fitted = [_fit_and_validate(X_train, y_train, X_val, y_val, pipeline, c.params, scoring) for c in finalists]
     except ValueError as exc:
         raise StageFailed(f"training {spec.estimator} failed: {exc}") from exc
 

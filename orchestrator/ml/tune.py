@@ -22,6 +22,7 @@ from scipy import stats
 from sklearn.base import clone
 from sklearn.model_selection import KFold, ParameterGrid, ParameterSampler, StratifiedKFold, cross_validate
 
+from orchestrator.ml.shared_tasks import run_sharing
 from orchestrator.ml.spec import ModelSpec, TuningSpec
 
 Progress = Callable[[int, int, "float | None"], None]
@@ -100,7 +101,7 @@ def _cross_validate_candidate(pipeline, params: dict, X, y, folds, scoring: str)
     return CandidateScore(params, list(result["test_score"]), time.perf_counter() - started)
 
 
-def _score_fold(pipeline, params: dict, X, y, splits, fold: int, scoring: str) -> tuple[float, float]:
+def _score_fold(X, y, splits, pipeline, params: dict, fold: int, scoring: str) -> tuple[float, float]:
     started = time.perf_counter()
     model = clone(pipeline).set_params(**{ESTIMATOR_PREFIX + k: v for k, v in params.items()})
     result = cross_validate(model, X, y, cv=[splits[fold]], scoring=scoring, n_jobs=1, error_score="raise")
@@ -108,32 +109,19 @@ def _score_fold(pipeline, params: dict, X, y, splits, fold: int, scoring: str) -
 
 
 def _run_on_client(client, pipeline, candidates, X, y, folds, scoring) -> Iterator[CandidateScore]:
-    from distributed import as_completed
-
     splits = list(folds.split(X, y))
-    # One copy of the training data and fold indices per worker, not one per task.
-    X_future, y_future, splits_future = client.scatter([X, y, splits], broadcast=True)
     # One task per (candidate, fold): candidates differ a lot in cost, and small tasks keep every worker busy
-    # until the end instead of leaving one finishing the largest candidate alone.
-    futures, owner = [], {}
-    for index, params in enumerate(candidates):
-        for fold in range(len(splits)):
-            future = client.submit(_score_fold, pipeline, params, X_future, y_future, splits_future, fold, scoring,
-                                   pure=False)
-            futures.append(future)
-            owner[future.key] = (index, fold)
+    # until the end instead of leaving one finishing the largest candidate alone. The training data and fold
+    # indices go once to every worker, not once per task.
+    calls = [(pipeline, params, fold, scoring) for params in candidates for fold in range(len(splits))]
     pending = {index: [None] * len(splits) for index in range(len(candidates))}
     seconds = [0.0] * len(candidates)
-    try:
-        for future in as_completed(futures):
-            index, fold = owner[future.key]
-            score, elapsed = future.result()
-            pending[index][fold] = score
-            seconds[index] += elapsed
-            if all(s is not None for s in pending[index]):
-                yield CandidateScore(candidates[index], pending.pop(index), seconds[index])
-    finally:
-        client.cancel(futures + [X_future, y_future, splits_future])
+    for call, (score, elapsed) in run_sharing(client, [X, y, splits], _score_fold, calls):
+        index, fold = divmod(call, len(splits))
+        pending[index][fold] = score
+        seconds[index] += elapsed
+        if all(s is not None for s in pending[index]):
+            yield CandidateScore(candidates[index], pending.pop(index), seconds[index])
 
 
 def _run_here(pipeline, candidates, X, y, folds, scoring) -> Iterator[CandidateScore]:

@@ -172,14 +172,16 @@ def add_window_features(frame: dd.DataFrame, window: Window, where: str) -> dd.D
     if count == 1:  # the whole frame is one partition: every entity is already together
         return positioned.map_partitions(_own_features, columns, window, meta=out_meta)
     if window.by:
-        by_entity = narrow.shuffle(on=window.by, npartitions=count)
+        # Task-based, as the isolation proof's: its pieces are ordinary results, spilled or kept in memory, where
+        # the peer-to-peer shuffle writes its buffers to the worker's folder and fails the run when that disk is full.
+        by_entity = narrow.shuffle(on=window.by, npartitions=count, shuffle_method="tasks")
     else:  # one series: all of it in one partition
         by_entity = narrow.repartition(npartitions=1)
     features = by_entity.map_partitions(window_features, window, meta=meta)
     # Partition i of the frame holds the positions [i << _ROW_BITS, (i + 1) << _ROW_BITS): cut there, the features
     # come back to the partition their rows are in.
     divisions = [i << _ROW_BITS for i in range(count)] + [(count << _ROW_BITS) - 1]
-    returned = features.reset_index().set_index(POSITION, divisions=divisions)
+    returned = features.reset_index().set_index(POSITION, divisions=divisions, shuffle_method="tasks")
     return positioned.map_partitions(_attach, returned, meta=out_meta, align_dataframes=False)
 
 

@@ -1,6 +1,7 @@
 """A Dask worker whose spill folder is on a full disk: every result it tries to spill stays in memory (Dask logs the
 failure on the worker), and the run completes with the same partitions, fingerprints and artifact sha256s as a
-run on a worker with room."""
+run on a worker with room. The run's two shuffles (a window step's, by entity, and the isolation proof's) are
+task-based for that reason: a peer-to-peer shuffle writes its buffers to the same folder and fails the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import subprocess
 
 import dask
+import numpy as np
+import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
@@ -44,6 +47,24 @@ def full_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+# The shop pipeline over several files (several partitions, so the window step shuffles rows by customer) with a
+# window step: both shuffles of a run, the window's and the isolation proof's, meet the full folder.
+WINDOWED = PIPELINE.replace("location: events.csv", "location: events\n    format: csv").replace(
+    '  - derive: {{big: "amount > 100"}}\n',
+    '  - derive: {{big: "amount > 100"}}\n'
+    "  - window: {{by: [customer], order: ts, lag: {{amount: [1]}}, rolling: [{{column: amount, stats: [mean], rows: 3}}]}}\n")
+
+
+def shop_in_parts(folder, parts: int = 4) -> None:
+    """The shop's events cut into ``parts`` CSV files under ``events/``."""
+    make_shop(folder, bad_rows=3)
+    events = pd.read_csv(folder / "events.csv", dtype=str)
+    (folder / "events").mkdir()
+    for index, rows in enumerate(np.array_split(np.arange(len(events)), parts)):
+        events.iloc[rows].to_csv(folder / "events" / f"part-{index}.csv", index=False)
+    (folder / "events.csv").unlink()
+
+
 def data_results(record: dict) -> dict:
     stages = record["stages"]
     return {"stages": {name: (s["rows_in"], s["rows_out"], s["outputs"][0]["sha256"]) for name, s in stages.items()},
@@ -52,8 +73,9 @@ def data_results(record: dict) -> dict:
 
 def test_a_worker_whose_spill_folder_is_full_keeps_its_data_in_memory_and_the_run_is_unchanged(
         full_disk, tmp_path, dask_client, capfd):
-    make_shop(tmp_path, bad_rows=3)
-    pipeline = load_pipeline(write(tmp_path / "pipeline.yaml", PIPELINE.format(max_bad=0.05, key="event_id")))
+    shop_in_parts(tmp_path)
+    pipeline = load_pipeline(write(tmp_path / "pipeline.yaml", WINDOWED.format(max_bad=0.05, key="event_id")))
+    assert any(step.window for step in pipeline.spec.features), "the case needs a window step"
     reference = run_pipeline(pipeline, LocalStore(tmp_path / "reference"), dask_client).record
 
     # A target of (almost) nothing: every result the worker keeps is spilled at once, or tried to be.
@@ -72,7 +94,8 @@ def test_a_worker_whose_spill_folder_is_full_keeps_its_data_in_memory_and_the_ru
     record_case(
         "dask-spill-folder-full-local",
         component="Dask",
-        fault="the worker's spill folder on a full disk (1 MiB tmpfs, filled) while every result it keeps is spilled",
+        fault="the worker's spill folder on a full disk (1 MiB tmpfs, filled) while every result it keeps is spilled, "
+              "in a run that shuffles twice (a window step by entity, the isolation proof)",
         must_hold="the run completes with the same partitions, row fingerprints and artifact sha256s; the data "
                   "stays in memory",
         tries=1,

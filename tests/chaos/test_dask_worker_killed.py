@@ -1,6 +1,7 @@
 """A Dask worker process SIGKILLed in the middle of ingest, of the split and of tuning, on a local cluster of two
-nanny-supervised workers: every run still completes with the same partitions, row fingerprints, artifact sha256s,
-best parameters and metrics as an undisturbed run, ten tries out of ten for each stage.
+nanny-supervised workers, and both workers at once during tuning (every copy of the scattered training data lost):
+every run still completes with the same partitions, row fingerprints, artifact sha256s, best parameters and metrics
+as an undisturbed run, ten tries out of ten for each case.
 
 Each try starts from a fresh store holding only the stages before the one under fault (copied from the undisturbed
 run's store), so the stage under fault and those after it really compute; the scheduler kills the worker that has
@@ -88,6 +89,7 @@ class Case:
     with_model: bool
     cached: tuple[str, ...] = ()
     task_prefix: str | None = None
+    every_worker: bool = False
 
 
 CASES = {
@@ -96,6 +98,9 @@ CASES = {
                   cached=DATA_STAGES[:-1]),
     "tuning": Case("train", "tuning (3 candidates x 3 folds cross-validated on the cluster)", with_model=True,
                    cached=DATA_STAGES, task_prefix="_score_fold"),
+    # Scattered data has no lineage: with every copy gone, the scheduler forgets the folds waiting on it.
+    "tuning-every-worker": Case("train", "tuning, every copy of the scattered training data lost with its workers",
+                                with_model=True, cached=DATA_STAGES, task_prefix="_score_fold", every_worker=True),
 }
 
 
@@ -186,7 +191,7 @@ def one_try(case: Case, client, killer: WorkerKiller, pipeline: Path, store: Loc
 
     def arm_at_stage(stage: str) -> None:
         if stage == case.stage:
-            killer.arm(case.task_prefix)
+            killer.arm(case.task_prefix, case.every_worker)
 
     try:
         record = run_pipeline(load_pipeline(pipeline), store, client, on_event=on_event, stage_hook=arm_at_stage).record
@@ -245,7 +250,8 @@ def test_a_worker_killed_during_a_stage_leaves_the_run_with_the_undisturbed_resu
     record_case(
         f"dask-worker-killed-during-{name}-local",
         component="Dask",
-        fault=f"SIGKILL of one of {WORKERS} worker processes (nanny-restarted) during {case.words}, local cluster",
+        fault=f"SIGKILL of {'all' if case.every_worker else 'one'} of {WORKERS} worker processes (nanny-restarted) "
+              f"during {case.words}, local cluster",
         must_hold="the run completes with the same partitions, row fingerprints, artifact sha256s, best parameters "
                   "and metrics as an undisturbed run",
         tries=sum(outcomes.values()),

@@ -41,15 +41,17 @@ class WorkerKiller(SchedulerPlugin):
         self.kills: list[Kill] = []
         self._pids: dict[str, int] = {}
         self._prefix: str | None = None
+        self._every = False
         self._armed = False
         self._lock = threading.Lock()
         self.scheduler.add_plugin(self, name=self.name)
 
-    def arm(self, task_prefix: str | None = None) -> None:
-        """Kill the worker of the next task to finish (whose name starts with ``task_prefix``, when given)."""
+    def arm(self, task_prefix: str | None = None, every_worker: bool = False) -> None:
+        """Kill the worker of the next task to finish (whose name starts with ``task_prefix``, when given), or with
+        ``every_worker`` every worker at that moment, so that the cluster loses every copy of what was scattered."""
         pids = self.client.run(os.getpid)
         with self._lock:
-            self._pids, self._prefix, self._armed = pids, task_prefix, True
+            self._pids, self._prefix, self._every, self._armed = pids, task_prefix, every_worker, True
 
     def disarm(self) -> None:
         """Kill nothing more (the armed stage ended before a task of it finished)."""
@@ -84,8 +86,10 @@ class WorkerKiller(SchedulerPlugin):
             if worker is None:
                 return
             self._armed = False
-        os.kill(self._pids[worker], signal.SIGKILL)
-        self.kills.append(Kill(worker, self._pids[worker], str(key), time.monotonic()))
+            victims = list(self._pids) if self._every else [worker]
+        for victim in victims:
+            os.kill(self._pids[victim], signal.SIGKILL)
+            self.kills.append(Kill(victim, self._pids[victim], str(key), time.monotonic()))
 
 
 def _task_name(key) -> str:

@@ -6,6 +6,9 @@
 #   devstack/controlplane.sh up       install what is missing, start everything, wait until every API answers
 #   devstack/controlplane.sh down     stop every process this script started (state is kept)
 #   devstack/controlplane.sh status   list the services and whether they run
+#   devstack/controlplane.sh restart NAME [--crash]
+#                                     stop one service (SIGTERM, or SIGKILL of its process group with --crash, as
+#                                     a crash would), then up: it alone starts again
 #   devstack/controlplane.sh purge    down, then delete the state directory
 #
 # Run as root on Debian 12. Environment (all optional):
@@ -459,10 +462,25 @@ cmd_status() {
     done
 }
 
+cmd_restart() { # NAME [--crash]
+    local name=${1:-} crash=${2:-} pid
+    [[ " ${ALL_SERVICES[*]} " == *" $name "* ]] || die "restart: no service ${name:-(none)}; one of ${ALL_SERVICES[*]}"
+    if [[ $crash == --crash ]]; then
+        pid=$(cat "$(pidfile "$name")" 2>/dev/null || true)
+        [[ -n $pid ]] && kill -KILL -- "-$pid" 2>/dev/null || true
+        rm -f "$(pidfile "$name")"
+    else
+        stop_one "$name"
+    fi
+    log "$name stopped${crash:+ (SIGKILL)}; starting it again"
+    cmd_up
+}
+
 case ${1:-} in
     up) cmd_up ;;
+    restart) shift; cmd_restart "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     purge) cmd_down; rm -rf "$STATE" ;;
-    *) echo "usage: $0 up|down|status|purge" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status|purge|restart NAME [--crash]" >&2; exit 2 ;;
 esac

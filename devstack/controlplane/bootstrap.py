@@ -56,7 +56,11 @@ EXTERNAL_CANDIDATES = ["203.0.113.0/24", "198.51.100.0/24", "100.64.250.0/24"]
 
 def admin_connection() -> openstack.connection.Connection:
     """Connect as the bootstrap admin (system-wide admin role on the admin project)."""
+    # Only these arguments: an OS_CLOUD or clouds.yaml of the caller (a test run restarting a service) would
+    # otherwise be merged in, and its auth refused.
     return openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
         auth_url=KEYSTONE,
         username="admin",
         password=os.environ["DATAOPS_CP_ADMIN_PASSWORD"],

@@ -145,9 +145,13 @@ def create_cluster(
         )
         cloud.wait_stack(spec.name, "CREATE", progress.on_stack_event, stack_timeout_s)
         heat_seconds = time.monotonic() - heat_started
-    except DataopsError:
+    except DataopsError as failure:
         progress.on_step("Stack failed: deleting it and everything tagged with the cluster")
-        delete_cluster(spec.name, cloud)
+        try:
+            delete_cluster(spec.name, cloud)
+        except DataopsError as cleanup:  # the cloud still failing: say both, the first cause first
+            raise DataopsError(f"{failure}; deleting what the create made failed too ({cleanup}): run `dataops "
+                               f"cluster delete {spec.name}` once the cloud answers again") from failure
         raise
     outputs = cloud.stack_outputs(spec.name)
     nodes = _nodes(outputs)

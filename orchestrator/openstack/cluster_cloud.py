@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,11 +52,22 @@ class OpenStackClusterCloud:
         with cloud_errors(f"cannot follow stack {name}"):
             stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
             watch = StackWatch(self.conn.orchestration, stack, settled=[f"{action}_COMPLETE", f"{action}_FAILED"])
-            wait_until(
-                lambda: watch.poll(on_event), status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
-                failures=[f"{action}_FAILED"], timeout_s=timeout_s, what=f"stack {name}", interval_s=POLL_SECONDS,
-                reason=self._failure, timeout_error=StackTimedOut, failure_error=StackFailed,
-            )
+            try:
+                wait_until(
+                    lambda: watch.poll(on_event), status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
+                    failures=[f"{action}_FAILED"], timeout_s=timeout_s, what=f"stack {name}",
+                    interval_s=POLL_SECONDS, reason=self._failure, timeout_error=StackTimedOut,
+                    failure_error=StackFailed,
+                )
+            except StackTimedOut as exc:
+                raise StackTimedOut(f"{exc}; {watch.since_last_event(time.monotonic())}, and "
+                                    f"{self._in_progress(stack)}. Heat leaves a stack in progress for good when its "
+                                    f"engine stops during the action (a heat-engine restart, for one)") from None
+
+    def _in_progress(self, stack) -> str:
+        busy = sorted(r.name for r in self.conn.orchestration.resources(stack, nested_depth=5)
+                      if r.status and r.status.endswith("IN_PROGRESS"))
+        return f"these resources are still in progress: {', '.join(busy)}" if busy else "no resource is in progress"
 
     def _failure(self, stack) -> str:
         # The stack's own reason is generic; a failed resource carries the cloud's real reason.

@@ -4,6 +4,8 @@ reads a stack's new events while a wait follows it."""
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 
 CLUSTER_TAG_PREFIX = "dataops-cluster="
@@ -106,6 +108,14 @@ class StackWatch:
         self._settled = set(settled)
         self._quiet = 0
         self._last = None
+        self._last_event: tuple[float, StackEvent] | None = None
+
+    def since_last_event(self, now: float) -> str:
+        """How long the stack has been quiet and what it last did, for a timeout's message."""
+        if self._last_event is None:
+            return "Heat recorded no event for it"
+        at, event = self._last_event
+        return f"its last event came {now - at:.0f} s before ({event.resource} {event.status})"
 
     def poll(self, on_event):
         """Hand every new event to ``on_event``; return the stack (an openstacksdk Stack) when Heat was asked for it,
@@ -113,6 +123,8 @@ class StackWatch:
         events = self.feed.new_events()
         for event in events:
             on_event(event)
+        if events:
+            self._last_event = (time.monotonic(), events[-1])
         self._quiet = 0 if events else self._quiet + 1
         if self._last is None or self.feed.stack_status in self._settled or self._quiet >= self.QUIET_POLLS:
             self._last = self._orchestration.get_stack(self._stack.id, resolve_outputs=False)

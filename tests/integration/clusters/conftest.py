@@ -58,3 +58,24 @@ def netns_hosts(request, ssh_key, tmp_path_factory):
         for host in hosts.values():
             host.delete()
         bridge.delete()
+
+
+@pytest.fixture(scope="module")
+def cluster_cloud(netns_compute):
+    """The cluster use cases on the test cloud, which boots servers as namespace hosts."""
+    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
+
+    return OpenStackClusterCloud(netns_compute)
+
+
+@pytest.fixture(scope="module")
+def clusters_dir(tmp_path_factory):
+    """A clusters folder of the module's own (``DATAOPS_CLUSTERS_DIR``), for the records and keys its creates write."""
+    folder = tmp_path_factory.mktemp("clusters")
+    previous = os.environ.get("DATAOPS_CLUSTERS_DIR")
+    os.environ["DATAOPS_CLUSTERS_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("DATAOPS_CLUSTERS_DIR")
+    else:
+        os.environ["DATAOPS_CLUSTERS_DIR"] = previous

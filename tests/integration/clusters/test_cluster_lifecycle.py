@@ -18,15 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.ansible.playbook import run_playbook
 from orchestrator.clusters import provision, tls
-from orchestrator.clusters.cloud import cluster_tag
 from orchestrator.clusters.spec import ClusterSpec
 from orchestrator.clusters.state import cluster_state
 from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
 
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet
+from netns_driver.netns_host import free_subnet
 from support.chaos_table import record as record_case
+from support.netns_clusters import RouteCheckedConfigure, left_behind
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 
@@ -35,43 +34,6 @@ GPU_FLAVOR = os.environ.get("DATAOPS_TEST_GPU_FLAVOR", "dataops.gpu.small")
 IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
 TIMEOUT = float(os.environ.get("DATAOPS_TEST_STACK_TIMEOUT", "600"))
 DATAOPS = Path(sys.executable).with_name("dataops")
-
-
-@pytest.fixture(scope="module")
-def cluster_cloud(netns_compute):
-    """The cluster use cases on the test cloud, which boots servers as namespace hosts."""
-    from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
-
-    return OpenStackClusterCloud(netns_compute)
-
-
-@pytest.fixture(scope="module")
-def clusters_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clusters")
-    previous = os.environ.get("DATAOPS_CLUSTERS_DIR")
-    os.environ["DATAOPS_CLUSTERS_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("DATAOPS_CLUSTERS_DIR")
-    else:
-        os.environ["DATAOPS_CLUSTERS_DIR"] = previous
-
-
-class RouteCheckedConfigure:
-    """Runs the playbook only after every host address is checked to route through the cluster network's bridge;
-    remembers which hosts each run was limited to."""
-
-    def __init__(self):
-        self.limits: list[str | None] = []
-
-    def __call__(self, playbook, inventory, extravars, limit=None, **kwargs):
-        name = next(iter(inventory["all"]["children"]["scheduler"]["hosts"])).removesuffix("-scheduler")
-        bridge = bridge_name(cluster_state(name).load_record()["outputs"]["network_id"])
-        for group in inventory["all"]["children"].values():
-            for host in group["hosts"].values():
-                assert_routed_through_bridge(host["ansible_host"], bridge)
-        self.limits.append(limit)
-        return run_playbook(playbook, inventory, extravars, limit=limit, **kwargs)
 
 
 def _client(name: str):
@@ -131,21 +93,6 @@ def dataops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def _run_record(store: str, cwd: Path) -> dict:
     return json.loads(dataops("runs", "show", "latest", "--store", store, "--json", cwd=cwd).stdout)
-
-
-def _left_behind(conn, name: str, server_ids: list[str], network_id: str) -> dict:
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    return {
-        "servers": [s.name for s in conn.compute.servers() if s.name.startswith(name)],
-        "ports": [p.id for p in conn.network.ports(tags=[cluster_tag(name)])],
-        "floating_ips": [f.id for f in conn.network.ips() if f.description and name in f.description],
-        "security_groups": [g.name for g in conn.network.security_groups() if g.name.startswith(name)],
-        "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
-        "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name and s.status != "DELETE_COMPLETE"],
-        "namespaces": [i for i in server_ids if f"dataops-{i.replace('-', '')[:10]}" in namespaces],
-        "bridges": [b for b in [bridge_name(network_id)] if b in links],
-    }
 
 
 def test_a_cluster_is_created_runs_a_pipeline_is_scaled_and_deleted_without_leftovers(
@@ -211,7 +158,7 @@ def test_a_cluster_is_created_runs_a_pipeline_is_scaled_and_deleted_without_left
         network_id = record.get("outputs", {}).get("network_id", "")
         first = subprocess.run([str(DATAOPS), "cluster", "delete", name], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
-    left = _left_behind(conn, name, server_ids, network_id)
+    left = left_behind(conn, name, server_ids, network_id)
     assert left == {k: [] for k in left}
     again = subprocess.run([str(DATAOPS), "cluster", "delete", name], capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]

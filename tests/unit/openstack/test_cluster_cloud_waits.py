@@ -15,10 +15,14 @@ from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
 
 
 class Orchestration:
-    """Answers get_stack with ``status`` (or 404 when it is None) and lists ``failed`` as failed resources."""
+    """Answers get_stack with ``status`` (or 404 when it is None), lists ``failed`` as failed resources and ``busy``
+    as resources in progress, and has recorded ``events`` ((resource, status) pairs)."""
 
-    def __init__(self, status, failed=()):
-        self.status, self.failed, self.deleted = status, list(failed), False
+    def __init__(self, status, failed=(), busy=(), events=()):
+        self.status, self.failed, self.busy, self.deleted = status, list(failed), list(busy), False
+        self.events = [SimpleNamespace(id=f"e{i}", resource_name=resource, resource_status=state,
+                                       resource_status_reason="state changed", physical_resource_id=f"r{i}")
+                       for i, (resource, state) in enumerate(events)]
 
     def find_stack(self, name, ignore_missing=True):
         return SimpleNamespace(id="stack-1", name=name, status=self.status)
@@ -29,11 +33,13 @@ class Orchestration:
         return SimpleNamespace(id=stack_id, status=self.status, status_reason="Resource CREATE failed")
 
     def stack_events(self, stack, **query):
-        return []
+        return [] if "marker" in query else self.events
 
     def resources(self, stack, nested_depth=0):
         return [SimpleNamespace(name=name, status="CREATE_FAILED", status_reason=reason, resource_type="OS::Nova::Server")
-                for name, reason in self.failed]
+                for name, reason in self.failed] + [
+                SimpleNamespace(name=name, status="CREATE_IN_PROGRESS", status_reason="", resource_type="node.yaml")
+                for name in self.busy]
 
     def delete_stack(self, stack, ignore_missing=True):
         self.deleted = True
@@ -53,6 +59,18 @@ def test_a_stack_still_in_progress_at_the_deadline_raises_stack_timed_out_not_st
     cloud = _cloud(Orchestration("CREATE_IN_PROGRESS"))
     with pytest.raises(StackTimedOut, match="stack demo still CREATE_IN_PROGRESS after 0 s"):
         cloud.wait_stack("demo", "CREATE", lambda event: None, timeout_s=0)
+
+
+def test_a_stack_left_in_progress_says_what_it_did_last_and_which_resources_still_wait():
+    # What Heat shows of a stack whose engine stopped mid-create: no more events, resources in progress for good.
+    cloud = _cloud(Orchestration("CREATE_IN_PROGRESS", busy=["workers", "scheduler"],
+                                 events=[("demo", "CREATE_IN_PROGRESS"), ("server_group", "CREATE_IN_PROGRESS")]))
+    with pytest.raises(StackTimedOut) as timed_out:
+        cloud.wait_stack("demo", "CREATE", lambda event: None, timeout_s=0)
+    message = str(timed_out.value)
+    assert "its last event came 0 s before (server_group CREATE_IN_PROGRESS)" in message
+    assert "these resources are still in progress: scheduler, workers" in message
+    assert "heat-engine restart" in message
 
 
 def test_a_complete_stack_ends_the_wait():

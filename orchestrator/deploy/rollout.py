@@ -177,13 +177,18 @@ def deploy(
             configure("inference.yml", inventory, {**common, "onnx_server_models": models},
                       limit=node.name, on_event=progress.on_task)
         except ConfigurationFailed as exc:
+            kept = f"{previous['model']}:{previous['version']} keeps serving" if previous else "nothing was serving"
             if previous:
                 progress.on_step(f"{node.name} refused {name}:{version}: putting it back on {previous['version']}")
-                configure("inference.yml", inventory,
-                          {**common, "onnx_server_models": [_model_entry(store, previous["model"], previous["version"])]},
-                          limit=node.name, on_event=progress.on_task)
+                try:
+                    configure("inference.yml", inventory,
+                              {**common, "onnx_server_models": [_model_entry(store, previous["model"],
+                                                                             previous["version"])]},
+                              limit=node.name, on_event=progress.on_task)
+                except ConfigurationFailed as put_back:  # a node that died answers neither
+                    kept = (f"{previous['model']}:{previous['version']} keeps serving on the nodes not yet rolled; "
+                            f"{node.name} could not be put back on it either: {put_back}")
             state.save(history=state.history() + [{**entry, "status": "failed", "failed_on": node.name}])
-            kept = f"{previous['model']}:{previous['version']} keeps serving" if previous else "nothing was serving"
             raise DeployFailed(f"deploy of {name}:{version} to {spec.name} stopped on {node.name}: {exc}\n{kept}") from exc
     entry.update(status="succeeded", seconds=round(time.monotonic() - started, 1))
     state.save(history=state.history() + [entry])

@@ -1,7 +1,8 @@
 """The secret scan run at the end of every test session: a secret planted in a tmp folder is found, by file and byte
 offset, in every form it may be written in, and reported by kind and hash, never by value; a clean folder gives
-nothing; files that are credentials by purpose are skipped; the control plane's secrets are read from its files; a
-hit fails the session."""
+nothing; files that are credentials by purpose are skipped; the control plane's secrets are read from its files, and
+the tokens of the `dataops` commands the tests start from the file those commands write (tested against Keystone in
+``tests/integration/openstack/test_subprocess_tokens_scanned.py``); a hit fails the session."""
 
 from __future__ import annotations
 
@@ -112,3 +113,4 @@ def test_a_hit_fails_the_session_and_prints_where_but_not_what(tmp_path, planted
     assert session.exitstatus == 1 and len(result.hits) == 1
     assert any(f"{tmp_path / 'heartbeat.json'}:0: bearer token" in line for line in lines), lines
     assert not any(planted.value in line for line in lines)
+

@@ -5,8 +5,9 @@ The secrets are the control plane's (every value of ``devstack/.state/secrets.en
 application-credential secret of its ``clouds.yaml``) and those the session mints: whatever calls
 :func:`remember_secret` (the serving bearer token of ``live_server``), and, collected at the boundary once
 :func:`collect_minted_secrets` has run, every application-credential secret sent to Keystone, every Keystone token
-this process obtains and every Swift TempURL key the store signs with. Tokens minted by the ``dataops`` commands
-the tests start as subprocesses stay in those processes and are not known here.
+this process obtains, every Swift TempURL key the store signs with and the signature of every URL it signs; the
+``dataops`` commands the tests start as subprocesses write the tokens and application-credential secrets they
+obtain to a file of the session's own (``minted/sitecustomize.py``), read by the scan.
 
 The places are the session's pytest temporary folder (stores, captures, model folders, namespace hosts' files),
 ``~/.dataops`` and ``./.dataops``, and each ansible-runner private data directory, scanned when its run ends
@@ -20,7 +21,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,8 @@ PURPOSE_FILES = ("clouds.yaml", "secure.yaml", "token", "extravars")
 PURPOSE_SUFFIXES = (".token", ".key", ".pem", ".crt", ".whl", ".capture-url")  # .capture-url: a node's signed URL
 SKIPPED_FOLDERS = ("site-packages", "dist-packages", "__pycache__")
 SECRET_AUTH_FIELDS = ("password", "token", "application_credential_secret")
+MINTED_HOOK = Path(__file__).resolve().parent / "minted"  # the subprocesses' sitecustomize
+MINTED_FILE_VARIABLE = "DATAOPS_TEST_MINTED_FILE"
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ def control_plane_secrets(state: Path = CONTROL_PLANE) -> list[Secret]:
 
 def session_secrets() -> list[Secret]:
     """Every secret the session knows of, long enough to be told from ordinary text."""
-    secrets = control_plane_secrets() + [Secret(kind, value) for value, kind in _remembered.items()]
+    secrets = (control_plane_secrets() + [Secret(kind, value) for value, kind in _remembered.items()]
+               + subprocess_secrets())
     unique = {secret.value: secret for secret in secrets}
     return [secret for secret in unique.values() if len(secret.value) >= MIN_LENGTH]
 
@@ -180,17 +186,36 @@ def collect_minted_secrets() -> None:
     """Remember, from now on, the secrets this process mints or receives at the boundaries that make them.
 
     Application-credential secrets as they are sent to Keystone, Keystone tokens as keystoneauth obtains them,
-    TempURL keys as the Swift store reads or sets them, the signatures of long-lived write URLs; and each ansible-runner private data directory is scanned
+    TempURL keys as the Swift store reads or sets them, the signature of every URL it signs; and each ansible-runner private data directory is scanned
     when its run returns, before ``orchestrator.ansible`` removes it. Calling it twice changes nothing.
     """
     if getattr(collect_minted_secrets, "done", False):
         return
     collect_minted_secrets.done = True
+    _collect_from_subprocesses()
     _wrap_application_credentials()
     _wrap_keystone_tokens()
     _wrap_temp_url_keys()
-    _wrap_long_lived_write_urls()
+    _wrap_signed_urls()
     _wrap_ansible_runner()
+
+
+def _collect_from_subprocesses() -> None:
+    """Have every ``dataops`` command the session starts write what it mints to a file of the session's own (see
+    ``minted/sitecustomize.py``); the file lies outside every scanned place, and is read by the scan."""
+    folder = Path(tempfile.mkdtemp(prefix="dataops-minted-"))
+    os.chmod(folder, 0o700)
+    os.environ[MINTED_FILE_VARIABLE] = str(folder / "minted.tsv")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(MINTED_HOOK), os.environ.get("PYTHONPATH")]))
+
+
+def subprocess_secrets() -> list[Secret]:
+    """What the session's ``dataops`` subprocesses minted, as far as they have written it."""
+    path = Path(os.environ.get(MINTED_FILE_VARIABLE, "/nonexistent"))
+    if not path.is_file():
+        return []
+    lines = (line.partition("\t") for line in path.read_text(encoding="utf-8").splitlines())
+    return [Secret(kind, value) for kind, sep, value in lines if sep and value]
 
 
 def _wrap_application_credentials() -> None:
@@ -236,10 +261,10 @@ def _wrap_temp_url_keys() -> None:
     SwiftContainer.temp_url_key = remembering
 
 
-def _wrap_long_lived_write_urls() -> None:
-    """The signature of every write URL signed for a day or more (an endpoint's capture URL): a bearer credential
-    for its folder, which only the node it is handed to may hold. (The workers' stage URLs, valid for hours, are not
-    looked for yet.)"""
+def _wrap_signed_urls() -> None:
+    """The signature of every URL the store signs: the endpoints' capture URLs (writes, for weeks), the workers'
+    stage URLs (reads and writes under one stage's folder, for hours) and the nodes' model URLs. Each is a bearer
+    credential for its objects, which only the process it is handed to may hold."""
     from urllib.parse import parse_qs, urlparse
 
     from orchestrator.artifacts.swift import SwiftStore
@@ -249,9 +274,9 @@ def _wrap_long_lived_write_urls() -> None:
     @functools.wraps(temp_url)
     def remembering(self, key, expires_in, method="GET", **options):
         url = temp_url(self, key, expires_in, method, **options)
-        if method == "PUT" and expires_in >= 86400:
-            for signature in parse_qs(urlparse(url).query).get("temp_url_sig", []):
-                remember_secret(signature, "write URL signature")
+        kind = f"signed {method} URL signature ({'folder' if options.get('prefix') else 'object'}, {expires_in} s)"
+        for signature in parse_qs(urlparse(url).query).get("temp_url_sig", []):
+            remember_secret(signature, kind)
         return url
 
     SwiftStore.temp_url = remembering

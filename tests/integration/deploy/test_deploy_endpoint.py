@@ -3,12 +3,14 @@ to a 2-node endpoint serving HTTPS with certificates of the endpoint's own CA, q
 verified against that CA), find each node's captures in the store (written through a URL signed for that folder
 alone), read its nodes as `endpoints show` does, deploy a second version while a client keeps
 sending requests (none fails), refuse a version that does not reproduce its card (the served one stays), roll
-back, undeploy, and nothing is left behind."""
+back; a node killed in the middle of the next rollout stops it with one error while the other node keeps the old
+version; undeploy, and nothing is left behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from netns_driver.netns_host import free_subnet
+from support.chaos_table import record as record_case
 from support.endpoint_hosts import RouteChecked
 from support.tiny_models import CATEGORICAL, build_model_folder
 
@@ -83,6 +86,33 @@ def _row_valid_for(*cards: dict) -> list[dict]:
             low, high = max(s["min"] for s in specs), min(s["max"] for s in specs)
             row[column] = (low + high) / 2
     return [row]
+
+
+class KillsHostAtItsFirstTask:
+    """Runs the playbook as ``configure`` does; when the first task on ``node`` is reported, SIGKILLs every process of
+    that node's namespace host (and only of it), as a node dying in the middle of a rollout."""
+
+    def __init__(self, configure, conn, node: str):
+        self.configure, self.conn, self.node = configure, conn, node
+        self.killed: list[int] = []
+
+    def __call__(self, playbook, inventory, extravars, on_event=None, **kwargs):
+        def watched(event):
+            if event.host == self.node and not self.killed:
+                self._kill()
+            if on_event:
+                on_event(event)
+        return self.configure(playbook, inventory, extravars, on_event=watched, **kwargs)
+
+    def _kill(self) -> None:
+        (server,) = [s for s in self.conn.compute.servers() if s.name == self.node]
+        namespace = f"dataops-{server.id.replace('-', '')[:10]}"
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,
+                              check=True).stdout.split()
+        assert pids, f"no process runs in {namespace}"
+        for pid in map(int, pids):
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
 
 
 class SteadyClient(threading.Thread):
@@ -168,6 +198,25 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
 
         rollout.rollback(name, store, cloud, configure=configure, wheelhouse_dir=wheelhouse)
         assert [_infer(url, token, card_inputs, ca)[0] for url in urls] == ["1", "1"]
+
+        # The first node dies (every process of its host SIGKILLed) once the rollout of version 2 has begun on it.
+        first, second = state.load()["outputs"]["nodes"][:2]
+        dying = KillsHostAtItsFirstTask(configure, conn, first["name"])
+        with pytest.raises(DeployFailed, match=f"stopped on {first['name']}") as failure:
+            rollout.deploy(MODEL + ":2", spec, store, cloud, configure=dying, wheelhouse_dir=wheelhouse)
+        assert dying.killed, "the node was never killed: the case proves nothing"
+        assert "could not be put back" in str(failure.value)
+        survivor = next(url for url in urls
+                        if f"//{second['address']}:" in url or f"//{second.get('public_address')}:" in url)
+        assert _infer(survivor, token, card_inputs, ca)[0] == "1", "the other node keeps the old version"
+        assert endpoint_state(name).history()[-1]["status"] == "failed"
+        record_case("endpoint-node-killed-during-rollout", component="inference endpoint",
+                    fault=f"every process of one of 2 namespace-host nodes SIGKILLed ({len(dying.killed)}: sshd, "
+                          "server) at the first task of the rollout on it",
+                    must_hold="the rollout stops with one error naming the node; the other node keeps serving the "
+                              "old version; the failure is in the endpoint's history; undeploy leaves nothing",
+                    tries=1, held=1, outcomes={"stopped, the other node serves the old version": 1},
+                    notes=str(failure.value).splitlines()[0][:300])
     finally:
         server_ids = [s.id for s in conn.compute.servers() if s.name.startswith(name)]
         rollout.undeploy(name, cloud)

@@ -147,6 +147,30 @@ def test_a_node_refusing_the_new_version_stops_the_rollout_and_goes_back(setup):
     assert endpoint_state("web").serving()["version"] == 1
 
 
+class DeadNode(Playbooks):
+    """``dead`` answers no playbook at all, as a node that has died."""
+
+    def __init__(self, dead):
+        super().__init__()
+        self.dead = dead
+
+    def __call__(self, playbook, inventory, extravars, limit=None, on_event=None):
+        super().__call__(playbook, inventory, extravars, limit=limit, on_event=on_event)
+        if limit == self.dead:
+            raise ConfigurationFailed(f"{limit}: unreachable: Connection timed out")
+
+
+def test_a_node_dying_during_the_rollout_stops_it_with_one_error_and_the_failure_recorded(setup):
+    store, cloud, spec = setup
+    rollout.deploy("web:1", spec, store, cloud, configure=Playbooks(), wheelhouse_dir=Path("/wh"))
+    playbooks = DeadNode("web-0")
+    with pytest.raises(DeployFailed, match="stopped on web-0: web-0: unreachable") as failure:
+        rollout.deploy("web:2", spec, store, cloud, configure=playbooks, wheelhouse_dir=Path("/wh"))
+    assert "web:1 keeps serving on the nodes not yet rolled; web-0 could not be put back" in str(failure.value)
+    assert playbooks.runs == [("web-0", [2]), ("web-0", [1])], "web-1 is never touched"
+    assert [(h["version"], h["status"]) for h in endpoint_state("web").history()] == [(1, "succeeded"), (2, "failed")]
+
+
 def test_rollback_serves_the_previous_version_again(setup):
     store, cloud, spec = setup
     for ref in ("web:1", "web:2"):

@@ -20,6 +20,9 @@
 #                              else fake.FakeDriverWithoutFakeNodes)
 #   DATAOPS_HEAT_CONVERGENCE   true|false, Heat's engine     (default true, Heat's default engine)
 set -euo pipefail
+# The services run from their own virtualenv: a caller's PYTHONPATH (a test session restarting one) must not reach
+# them.
+unset PYTHONPATH PYTHONHOME
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CP=$REPO/devstack/controlplane

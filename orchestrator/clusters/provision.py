@@ -19,7 +19,7 @@ from orchestrator.clusters.state import ClusterState, cluster_state, known_clust
 from orchestrator.clusters.wheelhouse import pack_wheelhouse, pinned_requirements
 from orchestrator.config import duration_setting
 from orchestrator.durations import parse_duration
-from orchestrator.errors import CloudError, DataopsError
+from orchestrator.errors import CloudError, DataopsError, StackFailed
 from orchestrator.openstack.stacks import Leftover, StackEvent, cluster_tag
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
@@ -270,11 +270,22 @@ def delete_cluster(name: str, cloud: ClusterCloud, stack_timeout_s: float | None
         The leftovers the stack had not removed and that were swept.
 
     Raises:
-        StackFailed: Heat could not delete the stack (the resource and the cloud's reason named).
+        StackFailed: Heat could not delete the stack, even after the cluster's servers it may have lost track of were
+            deleted (the resource and the cloud's reason named).
         StackTimedOut: The stack was still being deleted after ``stack_timeout_s``.
     """
-    cloud.delete_stack(name, stack_timeout_s or duration_setting("stack_delete_timeout"))
+    timeout_s = stack_timeout_s or duration_setting("stack_delete_timeout")
     swept = []
+    try:
+        cloud.delete_stack(name, timeout_s)
+    except StackFailed:
+        # Heat loses a server it was building when its engine stops mid-create: the server keeps the stack's port
+        # bound, and Heat may not delete a bound port. With those servers deleted first, the stack deletes.
+        for leftover in cloud.list_leftovers(name):
+            if leftover.kind == "server" and leftover not in swept:
+                cloud.delete_leftover(leftover)
+                swept.append(leftover)
+        cloud.delete_stack(name, timeout_s)
     for leftover in cloud.list_leftovers(name):
         cloud.delete_leftover(leftover)
         swept.append(leftover)

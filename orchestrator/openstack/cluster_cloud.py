@@ -16,6 +16,7 @@ from orchestrator.waiting import POLL_SECONDS, wait_until
 
 # A stack that is gone reads as deleted: deleting it again succeeds.
 _GONE = "DELETE_COMPLETE"
+SERVER_DELETE_TIMEOUT_S = 300
 
 
 def _template_and_files(template: Path, environment_files: list[Path]) -> tuple[dict, dict, dict]:
@@ -143,6 +144,9 @@ class OpenStackClusterCloud:
                 if found:
                     for fip in self.conn.network.ips(port_id=port.id):
                         leftovers.append(Leftover("floating_ip", fip.id, found))
+                    # A server still bound to the port (one Heat lost track of) goes first: the port is its own.
+                    if (port.device_owner or "").startswith("compute:") and port.device_id:
+                        leftovers.append(Leftover("server", port.device_id, found))
                     leftovers.append(Leftover("port", port.id, found))
         return leftovers
 
@@ -152,5 +156,10 @@ class OpenStackClusterCloud:
                 self.conn.compute.delete_keypair(leftover.id, ignore_missing=True)
             elif leftover.kind == "floating_ip":
                 self.conn.network.delete_ip(leftover.id, ignore_missing=True)
+            elif leftover.kind == "server":
+                server = self.conn.compute.find_server(leftover.id, ignore_missing=True)
+                if server is not None:
+                    self.conn.compute.delete_server(server, ignore_missing=True)
+                    self.conn.compute.wait_for_delete(server, wait=SERVER_DELETE_TIMEOUT_S)
             elif leftover.kind == "port":
                 self.conn.network.delete_port(leftover.id, ignore_missing=True)

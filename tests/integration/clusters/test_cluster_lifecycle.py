@@ -1,7 +1,8 @@
 """A Dask cluster's whole life on the CI control plane, with real hosts behind its servers (the netns compute driver):
 create brings up a scheduler, two CPU workers and a GPU-flavor worker configured as CPU, all registered over TLS;
-the flights pipeline run on it with its artifacts in Swift, one worker process SIGKILLed while it scores a tuning
-fold (its nanny starts it again), gives the same partitions and metrics as a local run;
+the flights pipeline run on it with its artifacts in Swift, one worker process SIGKILLed during ingest, another during
+the split and another while it scores a tuning fold (their nannies start them again), gives the same partitions and
+metrics as a local run;
 scale to three workers configures exactly the one new node; delete through the CLI leaves no server, port, floating
 IP, security group, key pair, namespace or bridge behind, and deleting again succeeds."""
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -49,15 +52,36 @@ def _registered_workers(name: str) -> set[str]:
         return {w["name"] for w in client.scheduler_info()["workers"].values()}
 
 
-def _kill_a_worker_running(name: str, task_prefix: str, run: subprocess.Popen, timeout_s: float = 900) -> dict:
-    """SIGKILL the worker process (not its nanny) that is running a task named ``task_prefix``, seen from the
-    cluster's own scheduler while ``run`` goes on; return which worker it was, its pid and the task."""
+class StagesDone(threading.Thread):
+    """Reads a run's progress lines as they come: the stages done (or cached) so far, in order."""
+
+    LINE = re.compile(r"^\s*(?:done|cached)\s+(\S+)")
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.done, self.lines = stream, [], []
+
+    def run(self) -> None:
+        for line in self.stream:
+            self.lines.append(line)
+            if match := self.LINE.match(line):
+                self.done.append(match.group(1))
+
+
+def _kill_a_worker_running(name: str, run: subprocess.Popen, stages: StagesDone, stage: str, after: str | None,
+                           task_prefix: str | None = None, timeout_s: float = 900) -> dict:
+    """SIGKILL the worker process (not its nanny) running a task of ``stage`` (once the stage ``after`` is done; a
+    task named ``task_prefix``, when given), seen from the cluster's own scheduler while ``run`` goes on; return which
+    worker it was, its pid, the task and the stages done when it was killed."""
     deadline = time.monotonic() + timeout_s
     with _client(name) as client:
         while run.poll() is None and time.monotonic() < deadline:
+            if after is not None and after not in stages.done:
+                time.sleep(0.05)
+                continue
             for address, keys in client.processing().items():
                 # A submitted function's key is "<name>-<uuid>" (Dask's key_split drops the leading "_" of the name).
-                running = [key for key in keys if str(key).startswith(task_prefix + "-")]
+                running = [key for key in keys if task_prefix is None or str(key).startswith(task_prefix + "-")]
                 if not running:
                     continue
                 pid = client.run(os.getpid, workers=[address])[address]
@@ -67,9 +91,12 @@ def _kill_a_worker_running(name: str, task_prefix: str, run: subprocess.Popen, t
                                            text=True).stdout.strip()
                 assert namespace.startswith("dataops-"), f"pid {pid} of {worker} is in namespace {namespace!r}"
                 os.kill(pid, signal.SIGKILL)
-                return {"worker": worker, "pid": pid, "task": str(running[0])}
+                done = list(stages.done)
+                assert not any(d == stage or d.startswith(stage + ".") for d in done), \
+                    f"{stage} was done before the kill landed: {done}"
+                return {"stage": stage, "worker": worker, "pid": pid, "task": str(running[0]), "done_before": done}
             time.sleep(0.1)
-    pytest.fail(f"no {task_prefix} task was seen running on {name} before the run ended")
+    pytest.fail(f"no task of {stage} was seen running on {name} before the run ended")
 
 
 def _restarted(name: str, killed: dict, timeout_s: float = 120) -> bool:
@@ -121,16 +148,25 @@ def test_a_cluster_is_created_runs_a_pipeline_is_scaled_and_deleted_without_left
         on_cluster = f"swift://{swift_container}/on-cluster"
         used_before = cluster_state(name).load_record()["last_used"]
         run = subprocess.Popen([str(DATAOPS), "run", "pipeline.yaml", "--cluster", name, "--store", on_cluster],
-                               cwd=flights_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=flights_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stages = StagesDone(run.stderr)
+        stages.start()
         try:
-            killed = _kill_a_worker_running(name, "_score_fold", run)
-            _, errors = run.communicate(timeout=1800)
+            # One worker killed in each of three stages of the same run: ingest (the first source read), the split
+            # (its partitions written and proved disjoint) and tuning (a fold being scored).
+            kills = [_kill_a_worker_running(name, run, stages, "ingest", after=None),
+                     _kill_a_worker_running(name, run, stages, "split", after="features"),
+                     _kill_a_worker_running(name, run, stages, "train", after="split", task_prefix="_score_fold")]
+            run.wait(timeout=1800)
+            stages.join(30)
         finally:
             if run.poll() is None:
                 run.kill()
+        errors = "".join(stages.lines)
         assert run.returncode == 0, errors[-3000:]
         assert f"cluster {name}" in errors
-        assert _restarted(name, killed), f"the nanny of {killed['worker']} started no fresh worker"
+        for killed in kills:
+            assert _restarted(name, killed), f"the nanny of {killed['worker']} started no fresh worker"
         dataops("run", "pipeline.yaml", "--store", str(flights_dir / "local-store"), cwd=flights_dir)
         remote, local = _run_record(on_cluster, flights_dir), _run_record(str(flights_dir / "local-store"), flights_dir)
         assert remote["status"] == "succeeded" and remote["scheduler"] == ready.scheduler_url
@@ -140,13 +176,18 @@ def test_a_cluster_is_created_runs_a_pipeline_is_scaled_and_deleted_without_left
         for metric in ("roc_auc", "accuracy", "log_loss"):
             assert remote["metrics"][metric] == pytest.approx(local["metrics"][metric], abs=1e-6)
         assert cluster_state(name).load_record()["last_used"] > used_before, "a run restarts the time-to-live"
-        record_case("dask-worker-killed-during-tuning-netns-cluster", component="Dask",
-                    fault=f"SIGKILL of a worker process of a namespace-host cluster (over TLS, artifacts in Swift) "
-                          f"while it scores a tuning fold ({killed['worker']})",
-                    must_hold="the run succeeds with the same stage keys, partitions and metrics as a local run; "
-                              "the nanny starts a fresh worker",
-                    tries=1, held=1, outcomes={"completed, same partitions and metrics": 1})
-
+        words = {"ingest": "ingest (reading the first source)", "split": "the split",
+                 "train": "tuning (scoring a fold)"}
+        for killed in kills:
+            case = "tuning" if killed["stage"] == "train" else killed["stage"]
+            record_case(f"dask-worker-killed-during-{case}-netns-cluster", component="Dask",
+                        fault=f"SIGKILL of a worker process of a namespace-host cluster (over TLS, artifacts in "
+                              f"Swift) during {words[killed['stage']]}, one of three kills in the same run",
+                        must_hold="the run succeeds with the same stage keys, partitions and metrics as a local run; "
+                                  "the nanny starts a fresh worker",
+                        tries=1, held=1, outcomes={"completed, same partitions and metrics": 1},
+                        notes=f"killed {killed['worker']} running {killed['task'][:40]}; stages done before: "
+                              f"{', '.join(killed['done_before']) or 'none'}")
         scaled = provision.scale_cluster(name, cluster_cloud, workers=3, configure=configure, wheelhouse=wheelhouse,
                                          stack_timeout_s=TIMEOUT)
         assert len(scaled.nodes) == 5

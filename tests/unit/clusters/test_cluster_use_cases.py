@@ -135,6 +135,18 @@ def test_delete_removes_stack_keypair_and_state_and_a_second_delete_succeeds():
     assert provision.delete_cluster("demo", cloud) == []
 
 
+def test_a_stack_whose_delete_fails_on_a_server_heat_lost_is_deleted_once_that_server_is():
+    # What a heat-engine stopped mid-create leaves: a server Heat has no id for, bound to the stack's port.
+    cloud = InMemoryCloud()
+    provision.create_cluster(_spec(), cloud, configure=RecordingConfigure())
+    cloud.lost_servers["demo"] = "server-9"
+    cloud.leftovers.append(Leftover("server", "server-9", "demo"))
+    swept = provision.delete_cluster("demo", cloud)
+    assert ("server", "server-9") in {(s.kind, s.id) for s in swept}
+    assert cloud.stacks == {} and cloud.leftovers == []
+    assert [w[1] for w in cloud.waits[-2:]] == ["DELETE", "DELETE"], "the stack delete is asked again"
+
+
 def test_sweep_deletes_only_resources_of_clusters_whose_stack_is_gone():
     cloud = InMemoryCloud()
     provision.create_cluster(_spec(), cloud, configure=RecordingConfigure())

@@ -18,7 +18,7 @@ from nova.virt import fake
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from netns_driver.netns_host import Bridge, NetnsHost, bridge_name
+from netns_driver.netns_host import Bridge, NetnsHost, bridge_name, host_name
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -50,7 +50,7 @@ class NetnsDriver(fake.FakeDriverWithoutFakeNodes):
     def _netns_host(self, instance, bridge: Bridge, address: str) -> NetnsHost:
         return NetnsHost(
             relay=_relay_from_environment(),
-            name=instance.uuid.replace("-", "")[:10],
+            name=host_name(instance.uuid),
             address=address,
             bridge=bridge,
             state_dir=self._netns_state_dir(instance),

@@ -63,6 +63,16 @@ def free_subnet(exclude: list[str] = ()) -> ipaddress.IPv4Network:
     raise NetnsError("no candidate test subnet is free of the machine's routes")
 
 
+def host_name(server_id: str) -> str:
+    """The namespace host of a Nova server (its namespace is ``dataops-<this>``)."""
+    return server_id.replace("-", "")[:10]
+
+
+def server_namespace(server_id: str) -> str:
+    """The network namespace of a Nova server's host."""
+    return f"dataops-{host_name(server_id)}"
+
+
 def bridge_name(network_id: str) -> str:
     """The bridge of a Neutron network (interface names have at most 15 characters)."""
     return f"dn{network_id.replace('-', '')[:11]}"

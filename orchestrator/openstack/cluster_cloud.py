@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +60,7 @@ class OpenStackClusterCloud:
                     failure_error=StackFailed,
                 )
             except StackTimedOut as exc:
-                raise StackTimedOut(f"{exc}; {watch.since_last_event(time.monotonic())}, and "
+                raise StackTimedOut(f"{exc}; {watch.since_last_event()}, and "
                                     f"{self._in_progress(stack)}. Heat leaves a stack in progress for good when its "
                                     f"engine stops during the action (a heat-engine restart, for one)") from None
 

@@ -110,12 +110,12 @@ class StackWatch:
         self._last = None
         self._last_event: tuple[float, StackEvent] | None = None
 
-    def since_last_event(self, now: float) -> str:
+    def since_last_event(self) -> str:
         """How long the stack has been quiet and what it last did, for a timeout's message."""
         if self._last_event is None:
             return "Heat recorded no event for it"
         at, event = self._last_event
-        return f"its last event came {now - at:.0f} s before ({event.resource} {event.status})"
+        return f"its last event came {time.monotonic() - at:.0f} s before ({event.resource} {event.status})"
 
     def poll(self, on_event):
         """Hand every new event to ``on_event``; return the stack (an openstacksdk Stack) when Heat was asked for it,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, server_namespace
 
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.clusters import provision
@@ -41,6 +41,6 @@ def left_behind(conn, name: str, server_ids: list[str], network_id: str) -> dict
         "security_groups": [g.name for g in conn.network.security_groups() if g.name.startswith(name)],
         "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
         "stacks": [s.name for s in conn.orchestration.stacks() if s.name == name and s.status != "DELETE_COMPLETE"],
-        "namespaces": [i for i in server_ids if f"dataops-{i.replace('-', '')[:10]}" in namespaces],
+        "namespaces": [i for i in server_ids if server_namespace(i) in namespaces],
         "bridges": [b for b in [bridge_name(network_id)] if network_id and b in links],
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from netns_driver.netns_host import free_subnet
+from netns_driver.netns_host import free_subnet, server_namespace
 from support.chaos_table import record as record_case
 from support.endpoint_hosts import RouteChecked
 from support.tiny_models import CATEGORICAL, build_model_folder
@@ -106,7 +106,7 @@ class KillsHostAtItsFirstTask:
 
     def _kill(self) -> None:
         (server,) = [s for s in self.conn.compute.servers() if s.name == self.node]
-        namespace = f"dataops-{server.id.replace('-', '')[:10]}"
+        namespace = server_namespace(server.id)
         pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,
                               check=True).stdout.split()
         assert pids, f"no process runs in {namespace}"
@@ -225,5 +225,5 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
     assert list(conn.network.ports(tags=[f"dataops-endpoint={name}"])) == []
     assert [g.name for g in conn.network.security_groups() if g.name.startswith(name)] == []
     assert [k.name for k in conn.compute.keypairs() if k.name == rollout.keypair_name(name)] == []
-    assert [i for i in server_ids if f"dataops-{i.replace('-', '')[:10]}" in namespaces] == []
+    assert [i for i in server_ids if server_namespace(i) in namespaces] == []
     assert rollout.undeploy(name, cloud) == []

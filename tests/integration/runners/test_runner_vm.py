@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet
+from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet, server_namespace
 
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.lineage import list_run_ids, load_record
@@ -159,7 +159,7 @@ class Fleet:
         conn = self.conn
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-        server = str(outputs.get("server_id", "")).replace("-", "")[:10]
+        server = str(outputs.get("server_id", ""))
         return {
             "stacks": [s.name for s in conn.orchestration.stacks() if s.name == provision.stack_name(name)
                        and s.status != "DELETE_COMPLETE"],
@@ -170,7 +170,7 @@ class Fleet:
             "keypairs": [k.name for k in conn.compute.keypairs() if k.name == provision.keypair_name(name)],
             "credentials": [c.name for c in conn.identity.application_credentials(conn.current_user_id)
                             if is_credential_of(c.name, name)],
-            "namespaces": [server] if server and f"dataops-{server}" in namespaces else [],
+            "namespaces": [server] if server and server_namespace(server) in namespaces else [],
             "bridges": [b for b in [bridge_name(outputs.get("network_id", ""))] if b in links],
         }
 

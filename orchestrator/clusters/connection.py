@@ -23,7 +23,8 @@ def scheduler_connection(name: str) -> tuple[str, object]:
     if status != "ready" or not url:
         raise DataopsError(f"cluster {name!r} is {status!r}, not ready: see `dataops cluster show {name}`")
     access = state.load_spec().access
-    if access != AccessMode.direct:
+    # A runner on the cluster's own network (its copy of the record says so) reaches the scheduler's fixed IP.
+    if access != AccessMode.direct and not record.get("on_cluster_network"):
         # Only SSH is open to the operator on such clusters; the scheduler's port is open to members alone.
         raise DataopsError(
             f"cluster {name!r} is reached through its scheduler's floating IP (access: {access.value}), which opens "

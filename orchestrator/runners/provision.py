@@ -9,6 +9,7 @@ logged), and nowhere else: not in the stack's parameters or outputs, not in the 
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from orchestrator.runners.cloud import (
     RunnerCloud,
     StackEvent,
 )
-from orchestrator.runners.spec import RunnerSpec
+from orchestrator.runners.spec import ClusterSeat, RunnerSpec
 from orchestrator.runners.state import RunnerState, now, runner_state
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
@@ -110,9 +111,10 @@ def _inventory(state: RunnerState, spec: RunnerSpec, outputs: dict) -> dict:
 
 def _configure(configure: Configure, state: RunnerState, spec: RunnerSpec, outputs: dict, issued: IssuedCredential,
                credentials: CredentialIssuer, progress: Progress, phase: str, records_container: str | None,
-               package: RunnerPackage | None = None) -> float:
+               package: RunnerPackage | None = None, seat: ClusterSeat | None = None) -> float:
     """Run the runner playbook (``phase`` install: everything; credential: the credential only) with the credential
-    in a private file that is removed right after; return the seconds it took."""
+    in a private file that is removed right after; return the seconds it took. With ``seat``, the install also puts
+    the cluster's record and the runner's client certificate where the VM's tick looks for clusters."""
     clouds = {"clouds": {VM_CLOUD: credentials.client_config(issued)}}
     started = time.monotonic()
     # A folder only this user reads (mkdtemp: 0700), a file only this user reads (0600), gone when the play ends.
@@ -128,6 +130,14 @@ def _configure(configure: Configure, state: RunnerState, spec: RunnerSpec, outpu
             "schedule_runner_clouds_yaml": str(clouds_file),
             "schedule_runner_records_container": records_container or "none",
         }
+        if seat is not None:
+            record_file = Path(private) / "cluster.json"
+            write_atomically(record_file, json.dumps(seat.record, indent=1), 0o600)
+            extravars.update({
+                "schedule_runner_cluster": seat.cluster,
+                "schedule_runner_cluster_record": str(record_file),
+                "schedule_runner_cluster_tls": {"ca": str(seat.ca), "cert": str(seat.cert), "key": str(seat.key)},
+            })
         if package is None:
             extravars["common_prepared"] = True  # the environment is installed: the common role ends at once
         else:
@@ -173,6 +183,7 @@ def create_runner(
     configure: Configure | None = None,
     stack_timeout_s: float = 1800,
     records_container: str | None = None,
+    seat: ClusterSeat | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunnerReady:
     """Create the runner's stack, issue its credential, install the project on it and start its tick.
@@ -191,6 +202,8 @@ def create_runner(
         stack_timeout_s: Longest wait for the stack.
         records_container: The cloud's container of shared cluster and endpoint records, which the runs read and
             touch (the ``records_container`` setting); None: the runner uses none.
+        seat: The cluster the runner joins (``spec.cluster``): its network, the rule admitting the runner to its
+            scheduler (in the runner's stack, so it goes with it), the record and certificate the VM keeps.
         clock: The time (the credential's name and expiry).
 
     Returns:
@@ -201,6 +214,9 @@ def create_runner(
             configuration failed (host, task and reason named).
     """
     configure = configure or run_playbook
+    if (seat.cluster if seat else None) != spec.cluster:
+        raise DataopsError(f"runner {spec.name}: the file names cluster {spec.cluster!r}, the seat given is on "
+                           f"{seat.cluster if seat else None!r}")
     started = time.monotonic()
     state = runner_state(spec.name)
     if state.exists() or cloud.find_stack(stack_name(spec.name)) is not None:
@@ -211,7 +227,8 @@ def create_runner(
         # A key pair of that name left by an earlier runner would give the server a key this machine lacks.
         cloud.delete_leftover(Leftover("keypair", keypair_name(spec.name), spec.name))
         cloud.create_keypair(keypair_name(spec.name), public_key, spec.name)
-        cloud.create_stack(stack_name(spec.name), RUNNER_TEMPLATE, [], spec.heat_parameters(keypair_name(spec.name)),
+        cloud.create_stack(stack_name(spec.name), RUNNER_TEMPLATE, [],
+                           spec.heat_parameters(keypair_name(spec.name), seat),
                            tags=["dataops", f"{TAG_PREFIX}{spec.name}"])
         cloud.wait_stack(stack_name(spec.name), "CREATE", progress.on_stack_event, stack_timeout_s)
         heat_seconds = time.monotonic() - started
@@ -227,7 +244,7 @@ def create_runner(
     progress.on_step(f"Installing the project on {stack_name(spec.name)} and starting its tick")
     try:
         configure_seconds = _configure(configure, state, spec, outputs, issued, credentials, progress, "install",
-                                       records_container, package)
+                                       records_container, package, seat)
     except ConfigurationFailed as exc:
         state.save(status="failed", error=str(exc))
         raise ConfigurationFailed(f"{exc}\nrunner {spec.name} is left as it is for inspection: "

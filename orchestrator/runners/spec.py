@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -60,6 +61,11 @@ class RunnerSpec(_Strict):
                                                          "(needs a cloud whose Swift enforces access rules).")
     containers: list[str] = Field(default_factory=list,
                                   description="More containers the runs read or write (sources), beside the store's.")
+    cluster: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="A cluster made from this machine by `dataops cluster create` that schedules naming it run on: "
+                    "the runner joins the cluster's network, holds a client certificate of the cluster's CA, and "
+                    "the cluster admits it (and nothing else new) to its scheduler's port.")
 
     @field_validator("operator_cidr")
     @classmethod
@@ -104,6 +110,13 @@ class RunnerSpec(_Strict):
             raise ValueError("floating_ip needs network.public (the external network of the floating IP)")
         return self
 
+    @model_validator(mode="after")
+    def _cluster_brings_its_network(self) -> RunnerSpec:
+        if self.cluster and self.network.existing:
+            raise ValueError(f"cluster {self.cluster!r} puts the runner on that cluster's network: drop "
+                             f"network.existing ({self.network.existing!r})")
+        return self
+
     @property
     def store_container(self) -> str:
         """The container the store lives in."""
@@ -117,10 +130,11 @@ class RunnerSpec(_Strict):
     def credential_ttl_s(self) -> float:
         return parse_duration(self.credential_ttl, "credential_ttl")
 
-    def heat_parameters(self, key_name: str) -> dict:
-        """Parameters of ``heat_templates/runner.yaml``, every value a string as Heat expects them. The credential
-        is not among them: Heat never sees it."""
-        return {
+    def heat_parameters(self, key_name: str, seat: ClusterSeat | None = None) -> dict:
+        """Parameters of ``heat_templates/runner.yaml``, every value a string as Heat expects them; with ``seat``,
+        those putting the runner on that cluster's network, admitted to its scheduler. The credential is not among
+        them: Heat never sees it."""
+        parameters = {
             "runner_name": self.name,
             "image": self.image,
             "flavor": self.flavor,
@@ -131,6 +145,26 @@ class RunnerSpec(_Strict):
             "floating_ip": "true" if self.floating_ip else "false",
             "operator_cidr": self.operator_cidr,
         }
+        if seat is not None:
+            parameters.update({"existing_network": seat.network_id, "cluster_security_group": seat.security_group_id,
+                               "cluster_scheduler_port": str(seat.scheduler_port)})
+        return parameters
+
+
+@dataclass(frozen=True)
+class ClusterSeat:
+    """What a runner needs to run slots on a cluster (built by the use case from the cluster's own state): the
+    network and security group it joins, the scheduler's port, and what its VM keeps so that the tick reaches the
+    scheduler as the operator does: the cluster's record (no key in it) and a client certificate of its CA."""
+
+    cluster: str
+    network_id: str
+    security_group_id: str
+    scheduler_port: int
+    record: dict
+    ca: Path
+    cert: Path
+    key: Path
 
 
 def _container_name(name: str) -> str:

@@ -8,14 +8,17 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.clusters.state import ensure_ssh_key
+from orchestrator.clusters import tls
+from orchestrator.clusters.provision import SCHEDULER_PORT
+from orchestrator.clusters.state import cluster_state, ensure_ssh_key
+from orchestrator.errors import DataopsError
 from orchestrator.clusters.wheelhouse import build_wheelhouse, pack_wheelhouse
 from orchestrator.config import duration_setting, setting
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.runners import provision
 from orchestrator.runners.cloud import CredentialIssuer, CredentialSummary, RunnerCloud
 from orchestrator.runners.package import build_project_wheel, requirements_digest, runner_requirements
-from orchestrator.runners.spec import load_runner_spec
+from orchestrator.runners.spec import ClusterSeat, load_runner_spec
 from orchestrator.runners.state import RunnerState, known_runners, runner_state
 
 # Marks a wheelhouse whose download finished: a later create reuses it without asking pip.
@@ -97,9 +100,39 @@ def create_runner(
     state = runner_state(spec.name)
     public_key = ensure_ssh_key(state.ssh_key, provision.keypair_name(spec.name))
     records = setting("records_container")
+    seat = cluster_seat(spec.name, spec.cluster) if spec.cluster else None
     return provision.create_runner(spec, cloud, credentials, package, public_key, progress,
                                    stack_timeout_s=stack_timeout_s or duration_setting("stack_timeout"),
-                                   records_container=None if records.lower() == "none" else records)
+                                   records_container=None if records.lower() == "none" else records, seat=seat)
+
+
+def cluster_seat(runner: str, cluster: str) -> ClusterSeat:
+    """What runner ``runner`` needs to run slots on ``cluster``, a cluster made from this machine: its network,
+    its security group, and a client certificate of its CA issued to the runner (the CA's key stays here).
+
+    Raises:
+        ClusterNotFound: No such cluster on this machine.
+        DataopsError: The cluster is not ready, or its stack predates runners joining clusters.
+    """
+    state = cluster_state(cluster)
+    record = state.load_record()
+    outputs = record.get("outputs") or {}
+    if record.get("status") != "ready":
+        raise DataopsError(f"runner {runner}: cluster {cluster!r} is {record.get('status')!r}, not ready: see "
+                           f"`dataops cluster show {cluster}`")
+    missing = [key for key in ("scheduler_url", "network_id", "security_group_id") if not outputs.get(key)]
+    if missing:
+        raise DataopsError(f"runner {runner}: the stack of cluster {cluster!r} gives no {', '.join(missing)} "
+                           f"(made before runners could join clusters): scale it to its current size to update "
+                           f"its stack, or create it again")
+    files = tls.issue_certificate(state.tls_dir, f"runner-{runner}")
+    # What the VM keeps of the cluster: where its scheduler is and its file; no SSH key, no CA key.
+    kept = {"status": "ready", "spec": record["spec"], "created_at": record.get("created_at"),
+            "outputs": {key: outputs[key] for key in ("scheduler_url", "network_id") if key in outputs},
+            "on_cluster_network": True}
+    return ClusterSeat(cluster=cluster, network_id=str(outputs["network_id"]),
+                       security_group_id=str(outputs["security_group_id"]), scheduler_port=SCHEDULER_PORT,
+                       record=kept, ca=files.ca, cert=files.cert, key=files.key)
 
 
 def _row(state: RunnerState) -> dict:

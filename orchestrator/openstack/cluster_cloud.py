@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from orchestrator.waiting import POLL_SECONDS, wait_until
 # A stack that is gone reads as deleted: deleting it again succeeds.
 _GONE = "DELETE_COMPLETE"
 SERVER_DELETE_TIMEOUT_S = 300
+# No event and no resource in progress for this long: Heat dropped the stack's action. Two minutes, as a loaded
+# engine can leave a queued step waiting a while; a stack whose servers take long to boot has them in progress.
+LOST_AFTER_S = 120.0
+LOST_CHECK_EVERY_S = 10.0
 
 
 def _template_and_files(template: Path, environment_files: list[Path]) -> tuple[dict, dict, dict]:
@@ -52,9 +57,27 @@ class OpenStackClusterCloud:
         with cloud_errors(f"cannot follow stack {name}"):
             stack = self.conn.orchestration.find_stack(name, ignore_missing=False)
             watch = StackWatch(self.conn.orchestration, stack, settled=[f"{action}_COMPLETE", f"{action}_FAILED"])
+            checked_at = [0.0]
+
+            def poll():
+                current = watch.poll(on_event)
+                # A stack in progress with no event and no resource in progress for two minutes is one Heat dropped
+                # (a message of the action lost, as when RabbitMQ restarts mid-create): it would never settle, so
+                # the wait ends now rather than at its deadline (half an hour by default). Checked every 10 s.
+                if (str(current.status).endswith("_IN_PROGRESS") and watch.quiet_for() >= LOST_AFTER_S
+                        and time.monotonic() - checked_at[0] >= LOST_CHECK_EVERY_S):
+                    checked_at[0] = time.monotonic()
+                    if not self._busy(stack):
+                        raise StackTimedOut(
+                            f"stack {name} is still {current.status} but none of its resources is in progress, and "
+                            f"{watch.since_last_event()}: Heat has dropped the action (a message lost while its "
+                            f"engine or message queue restarted) and will not finish it; delete the stack and "
+                            f"create it again")
+                return current
+
             try:
                 wait_until(
-                    lambda: watch.poll(on_event), status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
+                    poll, status=lambda current: current.status, ready=[f"{action}_COMPLETE"],
                     failures=[f"{action}_FAILED"], timeout_s=timeout_s, what=f"stack {name}",
                     interval_s=POLL_SECONDS, reason=self._failure, timeout_error=StackTimedOut,
                     failure_error=StackFailed,
@@ -64,9 +87,12 @@ class OpenStackClusterCloud:
                                     f"{self._in_progress(stack)}. Heat leaves a stack in progress for good when its "
                                     f"engine stops during the action (a heat-engine restart, for one)") from None
 
-    def _in_progress(self, stack) -> str:
-        busy = sorted(r.name for r in self.conn.orchestration.resources(stack, nested_depth=5)
+    def _busy(self, stack) -> list[str]:
+        return sorted(r.name for r in self.conn.orchestration.resources(stack, nested_depth=5)
                       if r.status and r.status.endswith("IN_PROGRESS"))
+
+    def _in_progress(self, stack) -> str:
+        busy = self._busy(stack)
         return f"these resources are still in progress: {', '.join(busy)}" if busy else "no resource is in progress"
 
     def _failure(self, stack) -> str:

@@ -109,6 +109,11 @@ class StackWatch:
         self._quiet = 0
         self._last = None
         self._last_event: tuple[float, StackEvent] | None = None
+        self._started = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the stack's last event (since the wait began, before any)."""
+        return time.monotonic() - (self._last_event[0] if self._last_event else self._started)
 
     def since_last_event(self) -> str:
         """How long the stack has been quiet and what it last did, for a timeout's message."""

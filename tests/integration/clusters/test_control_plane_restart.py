@@ -36,7 +36,7 @@ IMAGE = os.environ.get("DATAOPS_TEST_IMAGE", "dataops-tiny")
 # well under a minute here), short enough that a stack Heat has abandoned costs the suite little. A heat-engine
 # SIGKILLed mid-create leaves its stack in progress for good (Heat resumes no stack a dead engine held), so that case
 # needs no more than the crash and the restart.
-CASES = {"heat-engine": (("heat-engine",), 45), "nova-compute-then-rabbitmq": (("nova-compute", "rabbitmq"), 150)}
+CASES = {"heat-engine": (("heat-engine",), 45), "nova-compute-then-rabbitmq": (("nova-compute", "rabbitmq"), 90)}
 
 
 class CrashWhenAServerBuilds(threading.Thread):

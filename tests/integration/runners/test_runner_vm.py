@@ -1,11 +1,14 @@
 """Schedule runner VMs on the CI control plane, with real hosts behind their servers (the netns compute driver): two
-runners created at the same time tick one Swift store with credentials of their own. Schedules made on the operator's
-side, due every minute, run there unattended: one history record and one run per slot, never a slot twice; a tick
-killed in the middle of a run is resumed from the stage cache by the next one, still with one history record; a
-failing pipeline fires its hook on the VM and pauses its schedule. Deleting both runners leaves no server, port,
-security group, key pair or credential behind, and a runner created afterwards carries on with the history intact.
+runners created at the same time on the network of a Dask cluster (made by the operator, over TLS) tick one Swift
+store with credentials of their own. Schedules made on the operator's side, due every minute, run there unattended:
+one history record and one run per slot, never a slot twice, the steady schedule's runs on the cluster's scheduler
+with a client certificate issued to each runner; a tick killed in the middle of a run is resumed from the stage
+cache by the next one, still with one history record; a failing pipeline fires its hook on the VM and pauses its
+schedule. Deleting both runners leaves no server, port, security group, key pair, credential or rule on the
+cluster's group behind, a runner created afterwards carries on with the history intact, and the cluster deleted
+last leaves nothing either.
 
-The runners, the store and the schedules are shared by the module's tests, which run in order."""
+The cluster, the runners, the store and the schedules are shared by the module's tests, which run in order."""
 
 from __future__ import annotations
 
@@ -25,12 +28,17 @@ from pathlib import Path
 import pytest
 import yaml
 from netns_driver.netns_host import assert_routed_through_bridge, bridge_name, free_subnet, server_namespace
+from support.netns_clusters import RouteCheckedConfigure
+from support.netns_clusters import left_behind as cluster_left_behind
 
 from orchestrator.ansible.playbook import run_playbook
 from orchestrator.artifacts.lineage import list_run_ids, load_record
 from orchestrator.artifacts.swift import SwiftStore
+from orchestrator.clusters import provision as clusters
 from orchestrator.clusters.provision import Progress
-from orchestrator.clusters.state import ensure_ssh_key
+from orchestrator.clusters.spec import ClusterSpec
+from orchestrator.clusters.state import cluster_state, ensure_ssh_key
+from orchestrator.clusters.wheelhouse import build_wheelhouse, pinned_requirements
 from orchestrator.openstack.app_credentials import KeystoneApplicationCredentials
 from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
 from orchestrator.runners import provision
@@ -38,7 +46,7 @@ from orchestrator.runners.credential import is_credential_of
 from orchestrator.runners.spec import load_runner_spec
 from orchestrator.runners.state import runner_state
 from orchestrator.scheduling.state import ScheduleState, iso
-from orchestrator.usecases.runners import runner_package
+from orchestrator.usecases.runners import cluster_seat, runner_package
 from orchestrator.usecases.schedules import create_schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack, pytest.mark.netns]
@@ -106,7 +114,6 @@ class Fleet:
         self.location = f"swift://{container}"
         self.cloud, self.credentials = OpenStackClusterCloud(conn), KeystoneApplicationCredentials(conn)
         self.store = SwiftStore(container, conn=conn, cache_dir=folder / "swift-cache")
-        self.subnets: list[str] = []
         self.created: dict[str, provision.RunnerReady | None] = {}
         self.timings: dict[str, float] = {}
         self.prefix = f"rv{uuid.uuid4().hex[:5]}"
@@ -114,23 +121,51 @@ class Fleet:
 
     # --- runners ----------------------------------------------------------------------------------------
 
+    # --- the cluster ------------------------------------------------------------------------------------
+
+    def create_cluster(self, wheelhouse_dir: Path) -> clusters.ClusterReady:
+        """A scheduler and one worker on a network of their own, as an operator makes them."""
+        self.cluster = f"{self.prefix}k"
+        self.cluster_subnet = free_subnet()
+        spec = ClusterSpec.model_validate({
+            "name": self.cluster, "image": IMAGE, "scheduler": {"flavor": FLAVOR},
+            "workers": {"flavor": FLAVOR, "count": 1}, "network": {"cidr": str(self.cluster_subnet)},
+            "access": "direct", "operator_cidr": f"{self.cluster_subnet.network_address + 1}/32",
+        })
+        wheelhouse = build_wheelhouse(pinned_requirements(), wheelhouse_dir)
+        started = time.monotonic()
+        ready = clusters.create_cluster(spec, self.cloud, configure=RouteCheckedConfigure(), wheelhouse=wheelhouse,
+                                        stack_timeout_s=TIMEOUT)
+        self.timings["cluster"] = time.monotonic() - started
+        self.cluster_servers = [s.id for s in self.conn.compute.servers() if s.name.startswith(self.cluster)]
+        return ready
+
+    def cluster_rules(self) -> list[str]:
+        """The rules of the cluster's group that admit a runner's group (each runner's stack adds one)."""
+        group = cluster_state(self.cluster).load_record()["outputs"]["security_group_id"]
+        return [r.id for r in self.conn.network.security_group_rules(security_group_id=group)
+                if r.remote_group_id and r.remote_group_id != group]
+
+    # --- runners ----------------------------------------------------------------------------------------
+
     def create_runner(self, letter: str) -> provision.RunnerReady:
+        """A runner on the cluster's network, admitted to its scheduler."""
         name = f"{self.prefix}{letter}"
         with self.lock:
-            subnet = free_subnet(exclude=self.subnets)
-            self.subnets.append(str(subnet))
             self.created[name] = None
         file = self.folder / f"{name}.yaml"
         file.write_text(yaml.safe_dump({
-            "name": name, "image": IMAGE, "flavor": FLAVOR, "store": self.location, "network": {"cidr": str(subnet)},
-            # The operator is the machine itself, on its side of the runner network's bridge.
-            "operator_cidr": f"{subnet.network_address + 1}/32", "every": "60s", "credential_ttl": "1d",
+            "name": name, "image": IMAGE, "flavor": FLAVOR, "store": self.location, "cluster": self.cluster,
+            # The operator is the machine itself, on its side of the cluster network's bridge.
+            "operator_cidr": f"{self.cluster_subnet.network_address + 1}/32", "every": "60s",
+            "credential_ttl": "1d",
         }))
         spec = load_runner_spec(file)
         public_key = ensure_ssh_key(runner_state(name).ssh_key, provision.keypair_name(name))
         steps = Progress(on_step=lambda message: print(f"[{name}] {message}", flush=True))
         ready = provision.create_runner(spec, self.cloud, self.credentials, self.package, public_key, steps,
-                                        configure=RouteChecked(name), stack_timeout_s=TIMEOUT)
+                                        configure=RouteChecked(name), stack_timeout_s=TIMEOUT,
+                                        seat=cluster_seat(name, self.cluster))
         self.created[name] = ready
         print(f"[{name}] ready as {ready.runner_id}: Heat {ready.timings['heat']:.0f} s, installation "
               f"{ready.timings['configure']:.0f} s, total {ready.timings['total']:.0f} s", flush=True)
@@ -171,7 +206,9 @@ class Fleet:
             "credentials": [c.name for c in conn.identity.application_credentials(conn.current_user_id)
                             if is_credential_of(c.name, name)],
             "namespaces": [server] if server and server_namespace(server) in namespaces else [],
-            "bridges": [b for b in [bridge_name(outputs.get("network_id", ""))] if b in links],
+            # A runner on the cluster's network leaves the cluster's bridge to the cluster.
+            "bridges": [b for b in [bridge_name(outputs.get("network_id", ""))] if b in links
+                        and outputs.get("network_id") != self.cluster_network],
         }
 
     # --- the store --------------------------------------------------------------------------------------
@@ -200,8 +237,9 @@ class Fleet:
         return text
 
 
-def _write_schedules(folder: Path, container: str) -> list[Path]:
-    """Three schedules due every minute, each with its pipeline in a folder of its own (kept in the store with it)."""
+def _write_schedules(folder: Path, container: str, cluster: str) -> list[Path]:
+    """Three schedules due every minute, each with its pipeline in a folder of its own (kept in the store with it);
+    the steady one runs on ``cluster``, the others on the runner's own LocalCluster."""
     source = f"swift://{container}/sources"
     pipeline = textwrap.dedent("""
         name: {name}
@@ -233,7 +271,7 @@ def _write_schedules(folder: Path, container: str) -> list[Path]:
             return frame
     """).lstrip())
     schedules = {
-        "steady": {},
+        "steady": {"cluster": cluster},
         # A run lease of 50 s: a killed run's slot is taken over by the next tick (the heartbeat's 2 minutes,
         # the longest a lapse waits, would take two ticks more).
         "slow": {"run_deadline": "50s"},
@@ -267,28 +305,40 @@ def fleet(netns_compute, tmp_path_factory):
     runners_dir = folder / "runners"
     previous = os.environ.get("DATAOPS_RUNNERS_DIR")
     os.environ["DATAOPS_RUNNERS_DIR"] = str(runners_dir)  # this process and the CLI it runs
+    previous_clusters = os.environ.get("DATAOPS_CLUSTERS_DIR")
+    os.environ["DATAOPS_CLUSTERS_DIR"] = str(folder / "clusters")
     fleet = Fleet(netns_compute, f"dataops-test-{uuid.uuid4().hex[:10]}", folder)
     try:
-        fleet.package = runner_package("3.11")
-        fleet.timings["package"] = time.monotonic() - started
-        _upload_sources(fleet.store, folder)
+        # The cluster is built while the runner's wheels are: they share nothing but the machine.
+        with ThreadPoolExecutor(1) as pool:
+            cluster = pool.submit(fleet.create_cluster, tmp_path_factory.getbasetemp().parent / "dataops-wheelhouse")
+            fleet.package = runner_package("3.11")
+            fleet.timings["package"] = time.monotonic() - started
+            _upload_sources(fleet.store, folder)
+            fleet.cluster_ready = cluster.result()
+        fleet.cluster_network = cluster_state(fleet.cluster).load_record()["outputs"]["network_id"]
+        runners_started = time.monotonic()
         with ThreadPoolExecutor(2) as pool:
             for future in [pool.submit(fleet.create_runner, letter) for letter in "ab"]:
                 future.result()
-        fleet.timings["two runners"] = time.monotonic() - started - fleet.timings["package"]
+        fleet.timings["two runners"] = time.monotonic() - runners_started
         (folder / "schedules").mkdir()
-        for path in _write_schedules(folder / "schedules", fleet.container):
+        for path in _write_schedules(folder / "schedules", fleet.container, fleet.cluster):
             create_schedule(path, fleet.location)
         fleet.schedules_at = datetime.now(UTC)
         yield fleet
     finally:
         for name in fleet.created:
             provision.delete_runner(name, fleet.cloud, fleet.credentials, TIMEOUT)
+        # Its runners' ports are on its network: the cluster goes last.
+        if getattr(fleet, "cluster", None):
+            clusters.delete_cluster(fleet.cluster, fleet.cloud)
         remove_container(netns_compute, fleet.container)
-        if previous is None:
-            os.environ.pop("DATAOPS_RUNNERS_DIR")
-        else:
-            os.environ["DATAOPS_RUNNERS_DIR"] = previous
+        for variable, value in (("DATAOPS_RUNNERS_DIR", previous), ("DATAOPS_CLUSTERS_DIR", previous_clusters)):
+            if value is None:
+                os.environ.pop(variable)
+            else:
+                os.environ[variable] = value
         print(f"\nrunner VM module: {time.monotonic() - started:.0f} s; " +
               ", ".join(f"{k} {v:.0f} s" for k, v in fleet.timings.items()), flush=True)
 
@@ -339,7 +389,10 @@ def test_two_runners_run_every_due_slot_once_each_with_its_run_in_the_store(flee
         assert len(state.leases(slot)) == 1, f"slot {record.slot} was leased more than once"
         same_slot = [r for r in runs if r["parameters"].get("as_of") == iso(slot)]
         assert [r["run_id"] for r in same_slot] == record.run_ids, "exactly one run per slot, the recorded one"
-        assert load_record(fleet.store, record.run_ids[0])["status"] == "succeeded"
+        run = load_record(fleet.store, record.run_ids[0])
+        assert run["status"] == "succeeded"
+        assert run["scheduler"] == fleet.cluster_ready.scheduler_url, "the steady runs are on the cluster"
+    assert len(fleet.cluster_rules()) == 2, "the cluster's group admits each runner's group, by a rule of its own"
     attempts = [a["runner"] for name in ("steady", "slow", "failing") for r in fleet.state(name).history()
                 for a in r.attempts]
     assert {fleet.runner_of(runner) for runner in attempts} == set(fleet.created), "both runners ran slots"
@@ -370,9 +423,15 @@ def test_each_runner_s_credential_is_its_own_restricted_expiring_and_kept_on_its
         assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(days=1)
         assert {r["path"] for r in kept.access_rules} == {
             f"/v1/*/{c}{tail}" for c in (fleet.container, f"{fleet.container}_segments") for tail in ("", "/**")}
-        files = ["/opt/dataops/etc/clouds.yaml", "/opt/dataops/etc/runner.env"]
+        files = ["/opt/dataops/etc/clouds.yaml", "/opt/dataops/etc/runner.env",
+                 f"/opt/dataops/clusters/{fleet.cluster}/tls/client.key"]
         modes = fleet.ssh(name, "stat", "-c", "%a %U %n", *files)
         assert modes.splitlines() == [f"600 root {path}" for path in files], "readable by root only"
+        subject = fleet.ssh(name, "openssl", "x509", "-noout", "-subject", "-in",
+                            f"/opt/dataops/clusters/{fleet.cluster}/tls/client.pem")
+        assert f"runner-{name}" in subject, "a client certificate of the cluster's CA for this runner alone"
+        assert fleet.ssh(name, "ls", f"/opt/dataops/clusters/{fleet.cluster}/tls").split() == [
+            "ca.pem", "client.key", "client.pem"], "no CA key on the runner"
         clouds = yaml.safe_load(fleet.ssh(name, "cat", "/opt/dataops/etc/clouds.yaml"))
         secret = clouds["clouds"]["dataops-runner"]["auth"]["application_credential_secret"]
         stack = conn.orchestration.find_stack(provision.stack_name(name))
@@ -417,6 +476,11 @@ def test_runners_deleted_leave_nothing_and_a_new_runner_carries_on_with_the_hist
 
     found = fleet.delete_with_cli(ready.name)
     assert found == {k: [] for k in found}, f"runner {ready.name} left {found}"
+    assert fleet.cluster_rules() == [], "each runner's rule on the cluster's group goes with its stack"
+    network = fleet.cluster_network
+    clusters.delete_cluster(fleet.cluster, fleet.cloud)
+    left = cluster_left_behind(fleet.conn, fleet.cluster, fleet.cluster_servers, network)
+    assert left == {k: [] for k in left}, f"cluster {fleet.cluster} left {left}"
     conn = fleet.conn
     rules = [r.path for r in conn.identity.access_rules(conn.current_user_id) if fleet.container in r.path]
     assert rules == [], "the access rules go with the last credential that had them"

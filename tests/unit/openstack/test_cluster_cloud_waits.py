@@ -11,6 +11,7 @@ import openstack.exceptions
 import pytest
 
 from orchestrator.errors import StackFailed, StackTimedOut
+from orchestrator.openstack import cluster_cloud
 from orchestrator.openstack.cluster_cloud import OpenStackClusterCloud
 
 
@@ -71,6 +72,28 @@ def test_a_stack_left_in_progress_says_what_it_did_last_and_which_resources_stil
     assert "its last event came 0 s before (server_group CREATE_IN_PROGRESS)" in message
     assert "these resources are still in progress: scheduler, workers" in message
     assert "heat-engine restart" in message
+
+
+def test_a_stack_heat_dropped_ends_the_wait_early_saying_so(monkeypatch):
+    # What Heat shows of a stack whose action lost a message (RabbitMQ restarted mid-create): still in progress,
+    # every resource settled, no event any more.
+    monkeypatch.setattr(cluster_cloud, "LOST_AFTER_S", 0.0)
+    cloud = _cloud(Orchestration("CREATE_IN_PROGRESS",
+                                 events=[("demo", "CREATE_IN_PROGRESS"), ("workers", "CREATE_COMPLETE")]))
+    with pytest.raises(StackTimedOut) as lost:
+        cloud.wait_stack("demo", "CREATE", lambda event: None, timeout_s=60)
+    message = str(lost.value)
+    assert "stack demo is still CREATE_IN_PROGRESS but none of its resources is in progress" in message
+    assert "its last event came 0 s before (workers CREATE_COMPLETE)" in message
+    assert "delete the stack and create it again" in message
+
+
+def test_a_quiet_stack_with_a_resource_still_in_progress_is_waited_for_until_the_deadline(monkeypatch):
+    # A server that takes long to boot sends no event while it does: that is no sign of a dropped stack.
+    monkeypatch.setattr(cluster_cloud, "LOST_AFTER_S", 0.0)
+    cloud = _cloud(Orchestration("CREATE_IN_PROGRESS", busy=["scheduler"], events=[("demo", "CREATE_IN_PROGRESS")]))
+    with pytest.raises(StackTimedOut, match="stack demo still CREATE_IN_PROGRESS after 0 s"):
+        cloud.wait_stack("demo", "CREATE", lambda event: None, timeout_s=0.1)
 
 
 def test_a_complete_stack_ends_the_wait():

@@ -343,6 +343,12 @@ def _retrain(watch: Watch, loaded: LoadedPipeline, store: ArtifactStore, store_l
     tell(f"{comparison.winner} wins ({comparison.code}): {comparison.reason}")
     details = {"run_id": result.run_id, "challenger": challenger, "comparison": comparison.id,
                "code": comparison.code}
+    if report.step == DEPLOY and (elsewhere := target.not_deployable_here()):
+        # A watch run where the target cannot be reached (a runner VM watching an endpoint deployed from the
+        # operator's machine) hands the winner over rather than failing it: it waits for an approval given where
+        # the deploy can run, the comparison already done and kept.
+        report.step = AWAIT_APPROVAL
+        details["handed_over"] = elsewhere
     if report.step == DEPLOY:
         with _timed(timings, "deploy"):
             report.deployed = promote(store, store_location, target, challenger, tell)

@@ -74,7 +74,8 @@ def _run_step(store: ArtifactStore, retrain: Retrain) -> LineageStep | None:
 def _approval_step(retrain: Retrain) -> LineageStep | None:
     details = retrain.details
     if retrain.outcome == WAITING:
-        return LineageStep(APPROVAL, None, None, "waiting: `dataops approve` or `dataops reject`")
+        where = f" (auto, handed over: {details['handed_over']})" if details.get("handed_over") else ""
+        return LineageStep(APPROVAL, None, None, f"waiting: `dataops approve` or `dataops reject`{where}")
     if details.get("approval") == "auto" and retrain.outcome == PROMOTED:
         return LineageStep(APPROVAL, None, None, "auto (the policy's approval)")
     if details.get("approved"):

@@ -66,6 +66,9 @@ class Target(Protocol):
     def deploy(self, store: ArtifactStore, store_location: str, model: str, version: int) -> dict:
         """Serve ``model:version`` instead; return the deploy record (``model``, ``version``, ``deployed_at``...)."""
 
+    def not_deployable_here(self) -> str | None:
+        """None when this machine can deploy to the target; else why not and where it can be done."""
+
     def describe(self) -> dict:
         """The target as the loop's records keep it (never a secret: a token file is kept by its path)."""
 
@@ -108,17 +111,22 @@ class EndpointTarget:
             DeployFailed: a node refused the version; the one serving before keeps serving.
         """
         from orchestrator.clusters.provision import Progress
-        from orchestrator.deploy.state import endpoint_state
         from orchestrator.usecases.deploy import deploy_model
 
+        if why := self.not_deployable_here():
+            raise WatchTargetError(why)
+        return deploy_model(f"{model}:{version}", self.endpoint, None, store_location, Progress())
+
+    def not_deployable_here(self) -> str | None:
+        from orchestrator.deploy.state import endpoint_state
+
         state = endpoint_state(self.endpoint)
-        if not state.exists():
-            raise WatchTargetError(
-                f"endpoint {self.endpoint} is not held by this machine: its rolling deploy needs the endpoint's "
+        if state.exists():
+            return None
+        return (f"endpoint {self.endpoint} is not held by this machine: its rolling deploy needs the endpoint's "
                 f"state (its SSH key and token, in {state.directory}), which only the machine that ran `dataops "
                 f"deploy` holds; run the watch there, or approve the challenger there "
                 f"(`dataops approve {self.endpoint}`)")
-        return deploy_model(f"{model}:{version}", self.endpoint, None, store_location, Progress())
 
     def describe(self) -> dict:
         return {"kind": ENDPOINT, "endpoint": self.endpoint}
@@ -197,9 +205,8 @@ class ServerTarget:
             WatchTargetError: no repository folder was given, the server refused the version, or another one still
                 answers.
         """
-        if self.repository_dir is None:
-            raise WatchTargetError(f"the server at {self.url} loads new versions from its --repository-dir: give the "
-                                   "watch the same folder (--repository-dir)")
+        if why := self.not_deployable_here():
+            raise WatchTargetError(why)
         started = time.monotonic()
         source = ModelRegistry(store).folder(f"{model}:{version}")
         place(source, Path(self.repository_dir) / model / str(version))
@@ -216,6 +223,12 @@ class ServerTarget:
                                    "requests that name no version")
         return {"model": model, "version": version, "server": self.url, "status": "succeeded",
                 "deployed_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 3)}
+
+    def not_deployable_here(self) -> str | None:
+        if self.repository_dir is None:
+            return (f"the server at {self.url} loads new versions from its --repository-dir: give the watch the "
+                    "same folder (--repository-dir)")
+        return None
 
     def describe(self) -> dict:
         return {"kind": SERVER, "server": self.url, "model": self.model,

@@ -65,9 +65,14 @@ class StandInServer:
     version: int
     loaded: list[int] = field(default_factory=list)
     kind: str = "server"
+    # Set: this machine cannot deploy to it (a runner watching an endpoint deployed from elsewhere), and why.
+    elsewhere: str | None = None
 
     def served(self) -> ServedModel:
         return ServedModel(self.model, self.version)
+
+    def not_deployable_here(self) -> str | None:
+        return self.elsewhere
 
     def deploy(self, store, store_location, model, version) -> dict:
         ModelRegistry(store).folder(f"{model}:{version}", verify=True)  # what a server would be given
@@ -256,6 +261,23 @@ def test_with_manual_approval_the_winner_waits_blocks_retrains_and_serves_once_a
     assert world.server.loaded == [2] and ModelRegistry(world.store).stages(MODEL)["production"] == 2
     with pytest.raises(NothingToApprove):
         approve_retrain(MODEL, str(world.folder / "store"), served_by=world.server)
+
+
+def test_a_winner_the_watch_cannot_deploy_from_where_it_runs_is_handed_over_for_approval_not_failed(world):
+    # approval: auto, but the watch runs where the target's deploy cannot (a runner VM, the endpoint's keys on the
+    # operator's machine): the comparison stands, and the winner waits for an approval given where it can.
+    world.server.elsewhere = "endpoint far-away is not held by this machine"
+    world.day(3), world.day(2)
+
+    third = world.day(1)
+
+    assert third.comparison.winner == "challenger" and third.step == "await_approval"
+    assert third.retrain.outcome == WAITING and world.server.loaded == []
+    assert third.retrain.details["handed_over"] == "endpoint far-away is not held by this machine"
+    assert world.day(0).decision.code == AWAITING_APPROVAL, "one retrain at a time: the next waits for it"
+    world.server.elsewhere = None  # the operator's machine
+    retrain = approve_retrain(MODEL, str(world.folder / "store"), now=END, served_by=world.server)
+    assert retrain.outcome == PROMOTED and world.server.loaded == [2]
 
 
 def test_a_rejected_challenger_is_never_deployed_and_the_reason_is_kept(world):

@@ -205,7 +205,12 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
         with pytest.raises(DeployFailed, match=f"stopped on {first['name']}") as failure:
             rollout.deploy(MODEL + ":2", spec, store, cloud, configure=dying, wheelhouse_dir=wheelhouse)
         assert dying.killed, "the node was never killed: the case proves nothing"
-        assert "could not be put back" in str(failure.value)
+        # Its put-back fails too while the host is down, and succeeds once the host's sshd is up again: either way
+        # the one error says which version serves where.
+        message = str(failure.value)
+        put_back = "could not be put back" not in message
+        expected = "flights-delay:1 keeps serving" if put_back else "keeps serving on the nodes not yet rolled"
+        assert expected in message, message
         survivor = next(url for url in urls
                         if f"//{second['address']}:" in url or f"//{second.get('public_address')}:" in url)
         assert _infer(survivor, token, card_inputs, ca)[0] == "1", "the other node keeps the old version"
@@ -215,7 +220,9 @@ def test_a_model_goes_to_production_switches_versions_without_failures_rolls_bac
                           "server) at the first task of the rollout on it",
                     must_hold="the rollout stops with one error naming the node; the other node keeps serving the "
                               "old version; the failure is in the endpoint's history; undeploy leaves nothing",
-                    tries=1, held=1, outcomes={"stopped, the other node serves the old version": 1},
+                    tries=1, held=1, outcomes={
+                        "stopped, the other node serves the old version; the killed node "
+                        + ("put back on it" if put_back else "could not be put back"): 1},
                     notes=str(failure.value).splitlines()[0][:300])
     finally:
         server_ids = [s.id for s in conn.compute.servers() if s.name.startswith(name)]

@@ -11,9 +11,9 @@ from pathlib import Path
 from orchestrator.clusters import tls
 from orchestrator.clusters.provision import SCHEDULER_PORT
 from orchestrator.clusters.state import cluster_state, ensure_ssh_key
-from orchestrator.errors import DataopsError
 from orchestrator.clusters.wheelhouse import build_wheelhouse, pack_wheelhouse
 from orchestrator.config import duration_setting, setting
+from orchestrator.errors import DataopsError
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.runners import provision
 from orchestrator.runners.cloud import CredentialIssuer, CredentialSummary, RunnerCloud
@@ -128,7 +128,7 @@ def cluster_seat(runner: str, cluster: str) -> ClusterSeat:
     files = tls.issue_certificate(state.tls_dir, f"runner-{runner}")
     # What the VM keeps of the cluster: where its scheduler is and its file; no SSH key, no CA key.
     kept = {"status": "ready", "spec": record["spec"], "created_at": record.get("created_at"),
-            "outputs": {key: outputs[key] for key in ("scheduler_url", "network_id") if key in outputs},
+            "outputs": {key: outputs[key] for key in ("scheduler_url", "network_id")},
             "on_cluster_network": True}
     return ClusterSeat(cluster=cluster, network_id=str(outputs["network_id"]),
                        security_group_id=str(outputs["security_group_id"]), scheduler_port=SCHEDULER_PORT,

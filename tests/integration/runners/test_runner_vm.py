@@ -427,7 +427,9 @@ def test_each_runner_s_credential_is_its_own_restricted_expiring_and_kept_on_its
                  f"/opt/dataops/clusters/{fleet.cluster}/tls/client.key"]
         modes = fleet.ssh(name, "stat", "-c", "%a %U %n", *files)
         assert modes.splitlines() == [f"600 root {path}" for path in files], "readable by root only"
-        subject = fleet.ssh(name, "openssl", "x509", "-noout", "-subject", "-in",
+        subject = fleet.ssh(name, "/opt/dataops/venv/bin/python", "-c",
+                            "import sys; from cryptography import x509; "
+                            "print(x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read()).subject)",
                             f"/opt/dataops/clusters/{fleet.cluster}/tls/client.pem")
         assert f"runner-{name}" in subject, "a client certificate of the cluster's CA for this runner alone"
         assert fleet.ssh(name, "ls", f"/opt/dataops/clusters/{fleet.cluster}/tls").split() == [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.ansible.inventory import Node, SshAccess, build_inventory
 from orchestrator.ansible.playbook import run_playbook
-from orchestrator.artifacts.store import MANIFEST, ArtifactStore
+from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.clusters.cloud import ClusterCloud
 from orchestrator.clusters.provision import Progress
 from orchestrator.clusters.wheelhouse import pack_wheelhouse
@@ -24,43 +24,22 @@ from orchestrator.deploy import tls as endpoint_tls
 from orchestrator.deploy.server_package import server_wheelhouse
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
+from orchestrator.deploy.pull import follower_urls, model_entry, write_desired
 from orchestrator.errors import CloudError, ConfigurationFailed, DataopsError, DeployFailed
 from orchestrator.monitoring.windows import STORE_CAPTURES
 from orchestrator.openstack.stacks import Leftover
-from orchestrator.registry.models import PREFIX, ModelRegistry
+from orchestrator.registry.models import ModelRegistry
+from orchestrator.serving.desired import PUSH
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
 INFERENCE_TEMPLATE = TEMPLATES / "inference.yaml"
 ENDPOINT_TAG_PREFIX = "dataops-endpoint="
-# Long enough for the slowest node of a rollout to fetch its files; the URLs are never logged.
-TEMP_URL_SECONDS = 3600
-
-
 def stack_name(endpoint: str) -> str:
     return f"endpoint-{endpoint}"
 
 
 def keypair_name(endpoint: str) -> str:
     return f"dataops-endpoint-{endpoint}"
-
-
-def _model_entry(store: ArtifactStore, name: str, version: int) -> dict:
-    """What a node needs to fetch one model version: short-lived URLs and the registry's sha256s."""
-    signer = store.url_signer()
-    if signer is None:
-        raise DataopsError(
-            f"deploying needs a Swift store (--store swift://CONTAINER): inference servers fetch models through "
-            f"TempURLs, and {store.uri} cannot make them"
-        )
-    key = f"{PREFIX}/{name}/{version}"
-    files = json.loads(store.get_bytes(f"{key}/{MANIFEST}"))["files"]
-    return {
-        "name": name, "version": version,
-        "model_url": signer.temp_url(f"{key}/model.onnx", TEMP_URL_SECONDS),
-        "model_sha256": files["model.onnx"]["sha256"],
-        "card_url": signer.temp_url(f"{key}/model_card.json", TEMP_URL_SECONDS),
-        "card_sha256": files["model_card.json"]["sha256"],
-    }
 
 
 def _ensure_stack(spec: EndpointSpec, state: EndpointState, cloud: ClusterCloud, progress: Progress,
@@ -147,7 +126,7 @@ def deploy(
     name, version = registry.resolve(ref)
     card = registry.card(f"{name}:{version}")
     # Before anything is created: the store must be able to hand nodes the model.
-    models = [_model_entry(store, name, version)]
+    models = [model_entry(store, name, version)]
     state = endpoint_state(spec.name)
     token = state.ensure_token()
     state.ensure_ssh_key()
@@ -171,10 +150,15 @@ def deploy(
     if spec.capture_rate > 0:
         entry["captures"] = {"rate": spec.capture_rate, "store": f"{store.uri}/{STORE_CAPTURES}",
                              "url_expires": capture_url_expiry(spec)}
+    # The nodes' followers stand aside for a push, and later follow the generations a watch writes.
+    write_desired(store, spec.name, PUSH, dict.fromkeys((n.name for n in nodes), models[0]), getpass.getuser())
+    follow_seconds = spec.capture_url_days * 86400
     for node in nodes:
         progress.on_step(f"Rolling {name}:{version} out to {node.name}")
+        follow = {"onnx_server_follow": {"endpoint": spec.name, "node": node.name, "every_s": spec.follow_every_s,
+                                         **follower_urls(store, spec.name, node.name, follow_seconds)}}
         try:
-            configure("inference.yml", inventory, {**common, "onnx_server_models": models},
+            configure("inference.yml", inventory, {**common, **follow, "onnx_server_models": models},
                       limit=node.name, on_event=progress.on_task)
         except ConfigurationFailed as exc:
             kept = f"{previous['model']}:{previous['version']} keeps serving" if previous else "nothing was serving"
@@ -182,7 +166,7 @@ def deploy(
                 progress.on_step(f"{node.name} refused {name}:{version}: putting it back on {previous['version']}")
                 try:
                     configure("inference.yml", inventory,
-                              {**common, "onnx_server_models": [_model_entry(store, previous["model"],
+                              {**common, **follow, "onnx_server_models": [model_entry(store, previous["model"],
                                                                              previous["version"])]},
                               limit=node.name, on_event=progress.on_task)
                 except ConfigurationFailed as put_back:  # a node that died answers neither

@@ -37,8 +37,11 @@ class EndpointSpec(BaseModel):
     capture_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests whose rows are captured "
                                 "into the store's captures/ for drift checks (0: none). The nodes write through a "
                                 "URL signed for that folder alone; they hold no cloud credential.")
-    capture_url_days: int = Field(default=30, ge=1, le=365, description="How long the signed capture URL is valid; "
-                                  "each deploy signs a new one.")
+    capture_url_days: int = Field(default=30, ge=1, le=365, description="How long the nodes' signed URLs stay "
+                                  "valid (captures, and following the store's desired state); each deploy signs "
+                                  "new ones.")
+    follow_every_s: float = Field(default=5.0, ge=1.0, le=3600.0, description="How often each node reads the "
+                                  "store's desired state (a watch deploys through it, without SSH).")
     tls_names: list[str] = Field(default_factory=list, description="DNS names clients use for the servers, added "
                                  "to each node's certificate beside its name and addresses.")
     insecure_http: bool = Field(default=False, description="Serve plain HTTP instead of HTTPS: the bearer token "

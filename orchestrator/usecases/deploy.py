@@ -3,17 +3,22 @@ applies, which store and cloud to use, and the rows the CLI shows. The rollout i
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from orchestrator.artifacts.open import open_store
 from orchestrator.atomic import write_atomically
 from orchestrator.clusters.provision import Progress
 from orchestrator.deploy import rollout
+from orchestrator.deploy.pull import PullRollout
 from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
 from orchestrator.deploy.state import endpoint_state, known_endpoints
 from orchestrator.errors import DataopsError, SpecError
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.usecases import clusters
+
+
+log = logging.getLogger(__name__)
 
 
 class EndpointFileNeeded(SpecError):
@@ -62,6 +67,7 @@ def deploy_model(
         DataopsError: The model, the store or the stack could not be resolved or created.
     """
     spec = endpoint_spec(endpoint, file)
+    adopt_shared_history(endpoint, spec.cloud)
     try:
         return rollout.deploy(ref, spec, open_store(store_location), clusters.open_cloud(spec.cloud), progress,
                               stack_timeout_s=stack_timeout_s)
@@ -105,6 +111,7 @@ def rollback_endpoint(
         DataopsError: The endpoint has no earlier version, or the rollout failed.
     """
     spec = endpoint_state(endpoint).spec()
+    adopt_shared_history(endpoint, spec.cloud)
     try:
         return rollout.rollback(endpoint, open_store(store_location), clusters.open_cloud(spec.cloud),
                                 progress=progress, stack_timeout_s=stack_timeout_s)
@@ -125,11 +132,87 @@ def share_endpoint(endpoint: str, cloud_name: str | None) -> None:
         return
     record = state.load()
     outputs = record.get("outputs") or {}
+    history = merged_history(record.get("history", []), (records.get(endpoint) or {}).get("history", []))
     ca_file = state.served_ca()
     ca_certificate = ca_file.read_text() if ca_file else None
     records.put(endpoint, {"name": endpoint, "cloud": cloud_name, "store": record.get("store"),
                            "nodes": outputs.get("nodes") or [], "urls": outputs.get("endpoint_urls") or [],
-                           "history": record.get("history", []), "ca_certificate": ca_certificate})
+                           "history": history, "ca_certificate": ca_certificate})
+
+
+def cloud_of(endpoint: str) -> str | None:
+    """The clouds.yaml entry this machine deployed the endpoint to (None: ``OS_CLOUD``).
+
+    Raises:
+        EndpointNotFound: this machine holds no record of the endpoint.
+    """
+    return (endpoint_state(endpoint).load().get("spec") or {}).get("cloud")
+
+
+def merged_history(*histories: list[dict]) -> list[dict]:
+    """Deploy entries of several records of one endpoint (this machine's, the shared one a watch's rollouts through
+    the store add to), each once, oldest first."""
+    seen: dict[tuple, dict] = {}
+    for entry in (e for history in histories for e in history):
+        seen.setdefault((entry.get("deployed_at"), entry.get("model"), entry.get("version"), entry.get("status")),
+                        entry)
+    return sorted(seen.values(), key=lambda entry: str(entry.get("deployed_at")))
+
+
+def adopt_shared_history(endpoint: str, cloud_name: str | None = None) -> None:
+    """Add to this machine's record of the endpoint the deploys made from elsewhere (a watch rolling a version out
+    through the store), so that what it serves, rolls back to and shows is the cloud's truth."""
+    state = endpoint_state(endpoint)
+    if not state.exists():
+        return
+    try:
+        records = clusters.open_records(cloud_name, "endpoints")
+        shared = (records.get(endpoint) or {}) if records is not None else {}
+    except DataopsError as exc:  # what this machine knows is still worth answering with
+        log.warning("endpoint %s: its shared record cannot be read, so deploys made elsewhere are not shown: %s",
+                    endpoint, exc)
+        return
+    local = state.history()
+    merged = merged_history(local, shared.get("history", []))
+    if merged != local:
+        state.save(history=merged)
+
+
+def nodes_follow_the_store(endpoint: str, cloud_name: str | None = None) -> bool:
+    """Whether the endpoint's nodes follow its store's desired state, so that a machine without its SSH key (a
+    schedule runner) can roll a version out (endpoints deployed by an earlier version have no followers)."""
+    from orchestrator.deploy.pull import read_desired
+
+    record = shared_endpoint(endpoint, cloud_name) or {}
+    return bool(record.get("store")) and read_desired(open_store(record["store"]), endpoint) is not None
+
+
+def pull_deploy_model(endpoint: str, model: str, version: int, progress: Progress,
+                      cloud_name: str | None = None, **rollout_settings) -> dict:
+    """Roll ``model:version`` out to an endpoint deployed from another machine, through its store: each node's
+    follower serves what the store names for it (no SSH key, token or path to the endpoint's network is needed
+    here, only the store). The deploy is added to the endpoint's shared record, failed or not.
+
+    Raises:
+        EndpointNotFound: the cloud's shared records know no such endpoint.
+        NodesDoNotFollow: the endpoint was deployed before its nodes had followers.
+        DeployFailed: a node refused the version or did not answer; the nodes are back on the version before.
+    """
+    records = clusters.open_records(cloud_name, "endpoints")
+    record = records.get(endpoint) if records is not None else None
+    if record is None:
+        endpoint_state(endpoint).load()  # raises EndpointNotFound, naming the endpoints of this machine
+    done = [e for e in record.get("history", []) if e.get("status") == "succeeded"]
+    if not done or not record.get("store"):
+        raise DataopsError(f"endpoint {endpoint} serves nothing yet: deploy a first version with `dataops deploy`")
+
+    def keep(entry: dict) -> None:
+        latest = records.get(endpoint) or record
+        records.put(endpoint, {**latest, "history": merged_history(latest.get("history", []), [entry])})
+
+    nodes = [str(node["name"]) for node in record.get("nodes") or []]
+    pull = PullRollout(open_store(record["store"]), endpoint, nodes, progress, **rollout_settings)
+    return pull.deploy(model, version, (done[-1]["model"], int(done[-1]["version"])), keep)
 
 
 def shared_endpoint(endpoint: str, cloud_name: str | None = None) -> dict | None:
@@ -194,6 +277,7 @@ def list_endpoints() -> list[dict]:
 def describe_endpoint(endpoint: str) -> dict:
     """An endpoint's live state: each node's health, versions and request rate, the deploy history, and under
     ``drift`` the latest drift verdict of the version it serves (None: never checked)."""
+    adopt_shared_history(endpoint, cloud_of(endpoint))
     status = rollout.endpoint_status(endpoint)
     status["drift"] = _served_version_drift(endpoint, status.get("serving"))
     return status

@@ -145,6 +145,9 @@ def served_by(endpoint: str) -> tuple[str, int, str | None]:
 
     state = endpoint_state(endpoint)
     if state.exists():
+        from orchestrator.usecases.deploy import adopt_shared_history, cloud_of
+
+        adopt_shared_history(endpoint, cloud_of(endpoint))  # a watch may have deployed through the store since
         record, serving = state.load(), state.serving()
     else:  # deployed from another machine: its shared record says what it serves
         from orchestrator.usecases.deploy import shared_endpoint

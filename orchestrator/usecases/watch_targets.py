@@ -104,28 +104,34 @@ class EndpointTarget:
         return ServedModel(model, version, parse_instant(done[-1].get("deployed_at")) if done else None, store)
 
     def deploy(self, store: ArtifactStore, store_location: str, model: str, version: int) -> dict:
-        """The endpoint's rolling deploy of ``model:version``.
+        """The endpoint's rolling deploy of ``model:version``: over SSH from the machine that deployed it, else
+        through the endpoint's store, which each node's follower reads.
 
         Raises:
-            WatchTargetError: this machine does not hold the endpoint's state.
+            WatchTargetError: the endpoint can be deployed from neither.
             DeployFailed: a node refused the version; the one serving before keeps serving.
         """
         from orchestrator.clusters.provision import Progress
-        from orchestrator.usecases.deploy import deploy_model
+        from orchestrator.deploy.state import endpoint_state
+        from orchestrator.usecases.deploy import deploy_model, pull_deploy_model
 
         if why := self.not_deployable_here():
             raise WatchTargetError(why)
-        return deploy_model(f"{model}:{version}", self.endpoint, None, store_location, Progress())
+        if endpoint_state(self.endpoint).exists():
+            return deploy_model(f"{model}:{version}", self.endpoint, None, store_location, Progress())
+        return pull_deploy_model(self.endpoint, model, version, Progress())
 
     def not_deployable_here(self) -> str | None:
         from orchestrator.deploy.state import endpoint_state
+        from orchestrator.usecases.deploy import nodes_follow_the_store
 
         state = endpoint_state(self.endpoint)
-        if state.exists():
+        if state.exists() or nodes_follow_the_store(self.endpoint):
             return None
-        return (f"endpoint {self.endpoint} is not held by this machine: its rolling deploy needs the endpoint's "
-                f"state (its SSH key and token, in {state.directory}), which only the machine that ran `dataops "
-                f"deploy` holds; run the watch there, or approve the challenger there "
+        return (f"endpoint {self.endpoint} is not held by this machine, and its nodes do not follow its store "
+                f"(deployed by an earlier version): its rolling deploy needs the endpoint's state (its SSH key and "
+                f"token, in {state.directory}) on the machine that ran `dataops deploy`; deploy it once more from "
+                f"there to install the nodes' followers, or approve the challenger there "
                 f"(`dataops approve {self.endpoint}`)")
 
     def describe(self) -> dict:

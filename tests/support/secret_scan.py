@@ -42,8 +42,9 @@ MIN_LENGTH = 8  # shorter values ("admin") would match innocent text; none of th
 CHUNK = 8 << 20
 # Files that are credentials by purpose, and folders of installed code: not output of the suite.
 # "token": what the tests hand to --token-file; "extravars": ansible-runner's input, the variables a playbook is
-# given (tokens, signed URLs), in a private directory removed when the run ends.
-PURPOSE_FILES = ("clouds.yaml", "secure.yaml", "token", "extravars")
+# given (tokens, signed URLs), in a private directory removed when the run ends. "onnx-follow.json": a node's
+# follower configuration, its two signed URLs.
+PURPOSE_FILES = ("clouds.yaml", "secure.yaml", "token", "extravars", "onnx-follow.json")
 PURPOSE_SUFFIXES = (".token", ".key", ".pem", ".crt", ".whl", ".capture-url")  # .capture-url: a node's signed URL
 SKIPPED_FOLDERS = ("site-packages", "dist-packages", "__pycache__")
 SECRET_AUTH_FIELDS = ("password", "token", "application_credential_secret")

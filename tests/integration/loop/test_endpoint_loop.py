@@ -1,17 +1,19 @@
 """The closed loop on the CI control plane: a 2-node inference endpoint (namespace hosts behind Nova, HTTPS with
 the endpoint's CA) serving version 1, capturing every request into Swift through a URL signed for captures/ alone
-(the nodes hold no cloud credential), and the watch following it, as the runner runs it.
+(the nodes hold no cloud credential), and the watch following it as a schedule runner does: from a machine that
+holds none of the endpoint's state (no SSH key to its nodes, no token), reaching it through the store alone.
 
 Version 1 learnt the visits before a shift (tests/support/drifting_visits.py); a client sends visits from after it
 to both nodes. The watch flags drift on three consecutive windows, retrains as of now on the shared Dask cluster
-into the Swift store, the challenger wins on the freshest labelled fortnight and is rolled out node by node while
-the client keeps sending requests (none may fail); the next slot of a watch schedule then finds no drift for
+into the Swift store, the challenger wins on the freshest labelled fortnight and is rolled out node by node, through
+the store to the nodes' followers, while the client keeps sending requests (none may fail); the next slot of a watch schedule then finds no drift for
 version 2. In a second world, on the same endpoint, the challenger must beat the champion by a margin it cannot
 reach: version 1 keeps serving and the reason is recorded. Undeploying leaves nothing in the cloud.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
@@ -77,7 +79,7 @@ def endpoint(cloud, admin_cloud, container, tmp_path_factory):
     spec_file.write_text(yaml.safe_dump({
         "name": name, "image": IMAGE, "flavor": FLAVOR, "nodes": 2, "network": {"cidr": str(subnet)},
         "operator_cidr": f"{subnet.network_address + 1}/32", "client_cidr": str(subnet), "capture_rate": 1.0,
-        "range_policy": "flag"}))
+        "range_policy": "flag", "follow_every_s": 2}))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATAOPS_ENDPOINTS_DIR", str(folder / "endpoints"))
         # Every playbook run, the watch's rollouts included, first checks that the nodes route through our bridge.
@@ -136,8 +138,26 @@ class EndpointWorld(WindowedWorld):
             assert status == 200, body
         self.wait_captured(before + rows, 30, lambda: " (in Swift)")
 
+    def window(self, n: int):
+        """Window ``n``, its watch step taken as a schedule runner takes it."""
+        with as_the_runner(self.folder):
+            return super().window(n)
+
     def versions_served(self) -> list[int]:
         return [int(self.post(url, records(inputs(1, True, self.rng)))[1]["model_version"]) for url in self.urls]
+
+
+@contextlib.contextmanager
+def as_the_runner(folder: Path):
+    """On a machine that holds none of the endpoint's state (its SSH key, token and record stay with the operator)
+    and reaches the endpoint through the store alone: a winner rolls out to the nodes' followers, never over SSH."""
+    def no_ssh(playbook, *args, **kwargs):
+        raise AssertionError(f"the watch ran {playbook} over SSH: the runner holds no key to the nodes")
+
+    with pytest.MonkeyPatch.context() as runner:
+        runner.setenv("DATAOPS_ENDPOINTS_DIR", str(folder / "runner-vm"))
+        runner.setattr(rollout, "run_playbook", no_ssh)
+        yield
 
 
 class Client(threading.Thread):
@@ -182,6 +202,7 @@ def test_drift_on_an_endpoint_retrains_and_the_winner_rolls_out_with_no_failed_r
     assert third.decision.code == RETRAIN_CODE and third.comparison.code == "better", third.comparison.reason
     assert third.retrain.outcome == PROMOTED and third.deployed["version"] == 2
     assert third.deployed["status"] == "succeeded" and len(third.deployed["nodes"]) == 2
+    assert third.deployed["mode"] == "pull", "the runner's watch rolled it out through the store"
     time.sleep(2)
     client.stop.set()
     client.join(30)
@@ -199,7 +220,8 @@ def test_drift_on_an_endpoint_retrains_and_the_winner_rolls_out_with_no_failed_r
     schedule.write_text(f"name: watch-endpoint\ncron: '* * * * *'\nscheduler: {world.scheduler}\nwatch:\n"
                         f"  endpoint: {world.endpoint}\n  pipeline: pipeline.yaml\n")
     create_schedule(schedule, world.store_location, now=quiet_at - timedelta(minutes=1))
-    outcome = run_now("watch-endpoint", world.store_location, now=quiet_at)
+    with as_the_runner(world.folder):
+        outcome = run_now("watch-endpoint", world.store_location, now=quiet_at)
     assert outcome.action == "succeeded", outcome.reason
     quiet = decisions(world.store, world.endpoint)[-1]
     assert (quiet.version, quiet.code) == (2, NO_DRIFT_CODE), quiet.reason

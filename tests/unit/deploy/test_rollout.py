@@ -14,101 +14,10 @@ from orchestrator.artifacts.local import LocalStore
 from orchestrator.artifacts.records import SharedRecords
 from orchestrator.cli.main import app
 from orchestrator.deploy import rollout
-from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import endpoint_state
 from orchestrator.errors import ConfigurationFailed, DataopsError, DeployFailed
-from orchestrator.openstack.stacks import Leftover, StackEvent, StackSummary
-from orchestrator.registry import ModelRegistry
-from orchestrator.usecases import clusters as cluster_use_cases
-from orchestrator.usecases import deploy as deploy_use_cases
 
-from support.tiny_models import build_model_folder
-
-
-class TempUrlStore(LocalStore):
-    """A local store that can hand out (fake) TempURLs, as the Swift store does: it is its own URL signer."""
-
-    def url_signer(self):
-        return self
-
-    signed: list[tuple] = []
-
-    def temp_url(self, key, expires_in, method="GET", *, prefix=False, check=True):
-        assert not check or method != "GET" or prefix or self.exists(key)
-        self.signed.append((key, expires_in, method, prefix))
-        return f"https://swift.test/{key}?temp_url_sig=x"
-
-
-class EndpointCloud:
-    def __init__(self):
-        self.stacks, self.keypairs = {}, set()
-        self.ports = {"p1": "dataops-endpoint=web", "p2": "dataops-endpoint=other"}
-        self.waits = []  # (stack, action, timeout in seconds) of every wait asked for
-
-    def create_stack(self, name, template, environment_files, parameters, tags):
-        assert template.name == "inference.yaml"
-        self.stacks[name] = dict(parameters)
-
-    def update_stack(self, name, template, environment_files, parameters):
-        self.stacks[name] = dict(parameters)
-
-    def wait_stack(self, name, action, on_event, timeout_s):
-        self.waits.append((name, action, timeout_s))
-        on_event(StackEvent(name, f"{action}_COMPLETE"))
-
-    def stack_outputs(self, name):
-        count, scheme = int(self.stacks[name]["node_count"]), self.stacks[name]["serving_scheme"]
-        nodes = [{"name": f"web-{i}", "address": f"10.43.0.{10 + i}", "public_address": f"203.0.113.{10 + i}"}
-                 for i in range(count)]
-        return {"nodes": nodes, "endpoint_urls": [f"{scheme}://{n['public_address']}:8000" for n in nodes]}
-
-    def find_stack(self, name):
-        return StackSummary(name, "CREATE_COMPLETE") if name in self.stacks else None
-
-    def delete_stack(self, name, timeout_s):
-        self.waits.append((name, "DELETE", timeout_s))
-        self.stacks.pop(name, None)
-
-    def create_keypair(self, name, public_key, cluster):
-        self.keypairs.add(name)
-
-    def list_tagged(self, tag_prefix, owner):
-        return [Leftover("port", p, owner) for p, tag in self.ports.items() if tag == f"{tag_prefix}{owner}"]
-
-    def delete_leftover(self, leftover):
-        if leftover.kind == "keypair":
-            self.keypairs.discard(leftover.id)
-        else:
-            self.ports.pop(leftover.id, None)
-
-
-class Playbooks:
-    """Records each run (node, versions); refuses the versions listed in ``refuse``."""
-
-    def __init__(self, refuse=()):
-        self.runs, self.refuse, self.extravars = [], set(refuse), []
-
-    def __call__(self, playbook, inventory, extravars, limit=None, on_event=None):
-        versions = [m["version"] for m in extravars["onnx_server_models"]]
-        self.runs.append((limit, versions))
-        self.extravars.append(extravars)
-        if set(versions) & self.refuse:
-            raise ConfigurationFailed(f"{limit}: task 'Load the changed models' failed: example output 'label' differs")
-
-
-@pytest.fixture()
-def setup(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
-    wheels = tmp_path / "wheelhouse"
-    wheels.mkdir()
-    monkeypatch.setattr(rollout, "server_wheelhouse", lambda folder, gpu: (wheels, ["dataops-inference-server==0.1.0"]))
-    store = TempUrlStore(tmp_path / "store")
-    registry = ModelRegistry(store)
-    for seed in (0, 1):
-        registry.register(build_model_folder(tmp_path / f"m{seed}", name="web", seed=seed), "web")
-    spec = EndpointSpec(name="web", image="img", flavor="cpu", nodes=2, operator_cidr="127.0.0.1/32",
-                        client_cidr="10.0.0.0/8")
-    return store, EndpointCloud(), spec
+from support.endpoint_fakes import ENDPOINT_FILE, Playbooks
 
 
 def test_a_deploy_rolls_out_node_by_node_and_records_who_what_and_when(setup):
@@ -196,32 +105,6 @@ def test_undeploy_removes_stack_key_tagged_ports_and_state_and_can_be_repeated(s
     assert cloud.stacks == {} and cloud.keypairs == set() and cloud.ports == {"p2": "dataops-endpoint=other"}
     assert not endpoint_state("web").exists()
     assert rollout.undeploy("web", cloud) == []
-
-
-ENDPOINT_FILE = """\
-name: ignored
-image: img
-flavor: cpu
-nodes: 2
-operator_cidr: 127.0.0.1/32
-client_cidr: 10.0.0.0/8
-"""
-
-
-@pytest.fixture()
-def cli(setup, monkeypatch, tmp_path):
-    """The CLI on the fake cloud and store, with the playbook runs faked; returns the cloud and the endpoint file."""
-    store, cloud, _ = setup
-    monkeypatch.setattr(deploy_use_cases, "open_store", lambda location: store)
-    monkeypatch.setattr(cluster_use_cases, "open_cloud", lambda name: cloud)
-    # The cloud's shared records: a folder standing in for its private container.
-    cloud.records = LocalStore(tmp_path / "records-container")
-    monkeypatch.setattr(cluster_use_cases, "open_records",
-                        lambda name, kind="clusters": SharedRecords(cloud.records, kind))
-    monkeypatch.setattr(rollout, "run_playbook", Playbooks())
-    path = tmp_path / "endpoint.yaml"
-    path.write_text(ENDPOINT_FILE)
-    return cloud, str(path)
 
 
 def test_deploy_and_undeploy_timeouts_reach_the_stack_waits(cli):

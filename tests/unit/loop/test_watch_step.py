@@ -300,8 +300,12 @@ def test_a_rejected_challenger_is_never_deployed_and_the_reason_is_kept(world):
 
 def test_an_endpoint_this_machine_does_not_hold_is_not_deployed_to_and_the_error_says_where_to_run(tmp_path,
                                                                                                    monkeypatch):
-    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
+    from orchestrator.artifacts.records import SharedRecords
+    from orchestrator.usecases import clusters
 
-    with pytest.raises(WatchTargetError, match="endpoint far-away is not held by this machine: .* only the machine "
-                                               "that ran `dataops deploy` holds; run the watch there"):
+    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "endpoints"))
+    monkeypatch.setattr(clusters, "open_records", lambda name, kind: SharedRecords(LocalStore(tmp_path / "rec"), kind))
+
+    with pytest.raises(WatchTargetError, match="endpoint far-away is not held by this machine, and its nodes do not "
+                                               "follow its store .* on the machine that ran `dataops deploy`"):
         EndpointTarget("far-away").deploy(LocalStore(tmp_path / "store"), str(tmp_path / "store"), MODEL, 2)

@@ -14,6 +14,7 @@ from orchestrator.deploy.pull import PullRollout
 from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
 from orchestrator.deploy.state import endpoint_state, known_endpoints
 from orchestrator.errors import DataopsError, SpecError
+from orchestrator.serving.desired import endpoint_prefix
 from orchestrator.openstack.stacks import Leftover
 from orchestrator.usecases import clusters
 
@@ -87,7 +88,12 @@ def undeploy_endpoint(endpoint: str, stack_timeout_s: float | None = None) -> li
     """
     state = endpoint_state(endpoint)
     cloud_name = state.spec().cloud if state.exists() else None
+    store_location = state.load().get("store") if state.exists() else None
     swept = rollout.undeploy(endpoint, clusters.open_cloud(cloud_name), stack_timeout_s)
+    if store_location:  # once the nodes are gone: what they followed and reported goes too
+        store = open_store(store_location)
+        for key in list(store.list(f"{endpoint_prefix(endpoint)}/")):
+            store.delete(key)
     share_endpoint(endpoint, cloud_name)
     return swept
 

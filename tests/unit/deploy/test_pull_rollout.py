@@ -119,6 +119,9 @@ def test_the_operators_machine_adopts_what_a_watch_deployed_elsewhere(cli, monke
     assert "web:2" in shown.output and "through the store" in shown.output, shown.output
     assert read_desired(store, "web").mode == "pull"
 
+    assert CliRunner().invoke(app, ["undeploy", "web"]).exit_code == 0
+    assert list(store.list("endpoints/web/")) == [], "what the nodes followed and reported goes with them"
+
 
 def endpoint_store(monkeypatch):
     return deploy_use_cases.open_store("the endpoint's store")

@@ -150,6 +150,7 @@ def deploy(
     if spec.capture_rate > 0:
         entry["captures"] = {"rate": spec.capture_rate, "store": f"{store.uri}/{STORE_CAPTURES}",
                              "url_expires": capture_url_expiry(spec)}
+    entry["follow"] = {"url_expires": capture_url_expiry(spec)}  # the followers' URLs lapse with the captures'
     # The nodes' followers stand aside for a push, and later follow the generations a watch writes.
     write_desired(store, spec.name, PUSH, dict.fromkeys((n.name for n in nodes), models[0]), getpass.getuser())
     follow_seconds = spec.capture_url_days * 86400

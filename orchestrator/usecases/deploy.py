@@ -4,18 +4,20 @@ applies, which store and cloud to use, and the rows the CLI shows. The rollout i
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.artifacts.open import open_store
 from orchestrator.atomic import write_atomically
 from orchestrator.clusters.provision import Progress
 from orchestrator.deploy import rollout
-from orchestrator.deploy.pull import PullRollout
+from orchestrator.deploy.pull import NodesDoNotFollow, PullRollout
 from orchestrator.deploy.spec import EndpointSpec, load_endpoint_spec
 from orchestrator.deploy.state import endpoint_state, known_endpoints
 from orchestrator.errors import DataopsError, SpecError
 from orchestrator.serving.desired import endpoint_prefix
 from orchestrator.openstack.stacks import Leftover
+from orchestrator.scheduling.state import parse_instant
 from orchestrator.usecases import clusters
 
 
@@ -211,6 +213,11 @@ def pull_deploy_model(endpoint: str, model: str, version: int, progress: Progres
     done = [e for e in record.get("history", []) if e.get("status") == "succeeded"]
     if not done or not record.get("store"):
         raise DataopsError(f"endpoint {endpoint} serves nothing yet: deploy a first version with `dataops deploy`")
+
+    signed = [e["follow"]["url_expires"] for e in record.get("history", []) if e.get("follow")]
+    if signed and parse_instant(signed[-1]) <= datetime.now(UTC):
+        raise NodesDoNotFollow(f"the URLs endpoint {endpoint}'s nodes follow the store with lapsed on {signed[-1]}: "
+                               "deploy it once more from the operator's machine (`dataops deploy`) to sign new ones")
 
     def keep(entry: dict) -> None:
         latest = records.get(endpoint) or record

@@ -134,3 +134,15 @@ def test_a_watch_elsewhere_of_an_endpoint_without_followers_hands_over_saying_wh
     monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "runner-vm"))
     why = EndpointTarget("web").not_deployable_here()
     assert "do not follow its store" in why and "dataops approve web" in why
+
+
+def test_a_watch_elsewhere_is_told_when_the_nodes_urls_have_lapsed(cli, monkeypatch, tmp_path):
+    cloud, path = cli
+    assert CliRunner().invoke(app, ["deploy", "web:1", "-e", "web", "-f", path]).exit_code == 0
+    records = SharedRecords(cloud.records, "endpoints")
+    record = records.get("web")
+    record["history"][-1]["follow"]["url_expires"] = "2026-01-01T00:00:00+00:00"
+    records.put("web", record)
+    monkeypatch.setenv("DATAOPS_ENDPOINTS_DIR", str(tmp_path / "runner-vm"))
+    with pytest.raises(NodesDoNotFollow, match="lapsed on 2026-01-01.* deploy it once more"):
+        EndpointTarget("web").deploy(endpoint_store(monkeypatch), "ignored", "web", 2)

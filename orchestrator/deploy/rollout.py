@@ -22,9 +22,9 @@ from orchestrator.clusters.wheelhouse import pack_wheelhouse
 from orchestrator.config import duration_setting
 from orchestrator.deploy import tls as endpoint_tls
 from orchestrator.deploy.server_package import server_wheelhouse
+from orchestrator.deploy.pull import follower_urls, model_entry, write_desired
 from orchestrator.deploy.spec import EndpointSpec
 from orchestrator.deploy.state import EndpointState, endpoint_state, now
-from orchestrator.deploy.pull import follower_urls, model_entry, write_desired
 from orchestrator.errors import CloudError, ConfigurationFailed, DataopsError, DeployFailed
 from orchestrator.monitoring.windows import STORE_CAPTURES
 from orchestrator.openstack.stacks import Leftover
@@ -34,6 +34,8 @@ from orchestrator.serving.desired import PUSH
 TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
 INFERENCE_TEMPLATE = TEMPLATES / "inference.yaml"
 ENDPOINT_TAG_PREFIX = "dataops-endpoint="
+
+
 def stack_name(endpoint: str) -> str:
     return f"endpoint-{endpoint}"
 

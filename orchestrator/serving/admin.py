@@ -20,10 +20,13 @@ import urllib.request
 from pathlib import Path
 
 
-def _request(url: str, token: str, method: str, context: ssl.SSLContext | None) -> tuple[int, str]:
+def server_request(url: str, token: str, method: str, context: ssl.SSLContext | None,
+                   timeout: float = 600.0) -> tuple[int, str]:
+    """One call to a server's API with its bearer token: the status and body (status 0 and why when the server
+    cannot be reached or its certificate does not verify)."""
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"}, data=None)
     try:
-        with urllib.request.urlopen(request, timeout=600, context=context) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
@@ -31,7 +34,8 @@ def _request(url: str, token: str, method: str, context: ssl.SSLContext | None) 
         return 0, f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
 
 
-def _message(body: str) -> str:
+def error_message(body: str) -> str:
+    """The server's own message in an error body (its ``error`` field), else the body."""
     try:
         return str(json.loads(body).get("error", body))
     except (ValueError, AttributeError):
@@ -54,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     base = args.url.rstrip("/")
     context = ssl.create_default_context(cafile=str(args.ca_file) if args.ca_file else None)
     if args.command == "load":
-        status, body = _request(f"{base}/v2/repository/models/{args.name}/load", token, "POST", context)
+        status, body = server_request(f"{base}/v2/repository/models/{args.name}/load", token, "POST", context)
         what = f"loading model {args.name}"
     else:
-        status, body = _request(f"{base}/v2/models/{args.name}/versions/{args.version}/ready", token, "GET", context)
+        status, body = server_request(f"{base}/v2/models/{args.name}/versions/{args.version}/ready", token, "GET", context)
         what = f"model {args.name} version {args.version}"
     if status != 200:
-        print(f"{what}: {f'HTTP {status}: ' if status else ''}{_message(body)}", file=sys.stderr)
+        print(f"{what}: {f'HTTP {status}: ' if status else ''}{error_message(body)}", file=sys.stderr)
         return 1
     print(f"{what}: ok")
     return 0

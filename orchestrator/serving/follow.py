@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from orchestrator.serving.admin import error_message, server_request
 from orchestrator.serving.desired import (
     PUSH,
     REFUSED,
@@ -42,6 +43,7 @@ from orchestrator.serving.desired import (
     NodeStatus,
     parse_desired,
 )
+from orchestrator.serving.repository import place_folder
 
 log = logging.getLogger("dataops.follow")
 CARD, ONNX = "model_card.json", "model.onnx"
@@ -155,30 +157,24 @@ class HttpServer:
     def __init__(self, url: str, token_file: Path, ca_file: Path | None = None):
         self.url, self.token_file, self.context = url.rstrip("/"), token_file, _context(ca_file)
 
-    def _call(self, method: str, path: str, timeout: float) -> tuple[int, dict]:
+    def _call(self, method: str, path: str, timeout: float) -> tuple[int, str]:
         token = self.token_file.read_text(encoding="utf-8").strip()
-        request = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None,
-                                         headers={"Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
-                status, body = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise FollowError(f"cannot reach the inference server at {self.url}: {_reason(exc)}") from None
-        try:
-            return status, json.loads(body) if body else {}
-        except ValueError:
-            return status, {"error": body.decode("utf-8", "replace")[:200]}
+        status, body = server_request(self.url + path, token, method, self.context, timeout)
+        if status == 0:  # unreachable: tried again at the next poll
+            raise FollowError(body)
+        return status, body
 
     def serving(self, name: str) -> int | None:
         status, body = self._call("GET", f"/v2/models/{quote(name)}", REQUEST_TIMEOUT_S)
-        versions = body.get("versions") if status == 200 else None
+        try:
+            versions = json.loads(body).get("versions") if status == 200 else None
+        except (ValueError, AttributeError):
+            versions = None
         return int(versions[0]) if versions else None
 
     def load(self, name: str) -> str | None:
         status, body = self._call("POST", f"/v2/repository/models/{quote(name)}/load", LOAD_TIMEOUT_S)
-        return None if status == 200 else f"HTTP {status}: {body.get('error', body)}"
+        return None if status == 200 else f"HTTP {status}: {error_message(body)}"
 
 
 def fetch(url: str, dest: Path, sha256: str, tries: int = FETCH_TRIES) -> None:
@@ -265,8 +261,8 @@ class Follower:
         for other in others:
             os.rename(other, stash / other.name)
         refusal = self.server.load(name)
-        if refusal is None and self.server.serving(name) != version:
-            refusal = f"version {self.server.serving(name)} still answers after loading {version}"
+        if refusal is None and (answering := self.server.serving(name)) != version:
+            refusal = f"version {answering} still answers after loading {version}"
         if refusal is None:
             shutil.rmtree(stash, ignore_errors=True)
             log.info("generation %d: serving %s:%s", desired.generation, name, version)
@@ -284,19 +280,12 @@ class Follower:
         """Fetch the version's two files into ``folder``, whole or not at all."""
         if (folder / CARD).is_file() and (folder / ONNX).is_file():
             return
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
+
+        def fetch_both(staging: Path) -> None:
             self.fetch(entry["model_url"], staging / ONNX, entry["model_sha256"])
             self.fetch(entry["card_url"], staging / CARD, entry["card_sha256"])
-            for path in (staging / ONNX, staging / CARD):
-                os.chmod(path, 0o644)
-            os.chmod(staging, 0o755)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.rename(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+
+        place_folder(folder, fetch_both)
 
     def run(self) -> None:
         while True:

@@ -7,7 +7,11 @@ Known model folders come from the command line and, optionally, a repository fol
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +160,21 @@ class ModelRepository:
                                  LOADING if state.state == LOADING else UNAVAILABLE),
                              "reason": "" if version in loaded else state.reason})
         return rows
+
+
+def place_folder(folder: Path, fill: Callable[[Path], None]) -> None:
+    """Make ``folder`` whole or not at all: ``fill`` writes a staging folder beside it, which then replaces it in one
+    rename, so that a server scanning its repository meanwhile never sees half a model. Everything in it is made
+    readable by all: the server may run as another user."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        fill(staging)
+        for path in staging.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.chmod(staging, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

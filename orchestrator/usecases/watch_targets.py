@@ -9,9 +9,7 @@ itself for the loop's records, so that a person approving a waiting challenger l
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from orchestrator.artifacts.store import ArtifactStore
 from orchestrator.errors import DataopsError
 from orchestrator.registry.models import ModelRegistry
 from orchestrator.scheduling.state import parse_instant
+from orchestrator.serving.repository import place_folder
 
 ENDPOINT, SERVER = "endpoint", "server"
 # Loading builds a session per version and scores the card's examples: seconds, a minute for a big forest.
@@ -246,17 +245,7 @@ def place(source: Path, folder: Path) -> None:
     """Copy a model folder to ``folder`` whole or not at all (a server scanning meanwhile never sees half of it)."""
     if (folder / "model_card.json").is_file():
         return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        for path in staging.rglob("*"):  # the server may run as another user: the folder must be readable
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        os.chmod(staging, 0o755)
-        os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    place_folder(folder, lambda staging: shutil.copytree(source, staging, dirs_exist_ok=True))
 
 
 def target_from_record(described: dict) -> Target:

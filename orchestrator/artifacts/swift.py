@@ -30,6 +30,7 @@ from orchestrator.artifacts.store import (
 from orchestrator.artifacts.swift_objects import (
     DEFAULT_SEGMENT_SIZE,
     DEFAULT_THRESHOLD,
+    INTERNAL_PREFIX,
     SEGMENT_SUFFIX,
     SHA256_HEADER,
     SwiftContainer,
@@ -108,7 +109,10 @@ class SwiftStore:
         key = key.strip("/")
         if not key or ".." in key.split("/"):
             raise ArtifactError(f"invalid artifact key {key!r}")
-        return f"{self.prefix}/{key}" if self.prefix else key
+        name = f"{self.prefix}/{key}" if self.prefix else key
+        if f"{name}/".startswith(INTERNAL_PREFIX):
+            raise ArtifactError(f"invalid artifact key {key!r}: {INTERNAL_PREFIX} holds the container's own objects")
+        return name
 
     # --- blobs -----------------------------------------------------------------------------------
 
@@ -145,7 +149,7 @@ class SwiftStore:
     def list(self, prefix: str = "") -> Iterator[str]:
         base = f"{self.prefix}/" if self.prefix else ""
         wanted = prefix.strip("/")
-        keys = (name[len(base):] for name in self.objects.names(base + wanted))
+        keys = (name[len(base):] for name in self.objects.names(base + wanted) if not name.startswith(INTERNAL_PREFIX))
         # As in the local store, a prefix names a folder: "runs" lists "runs/..." but not "runs2/...".
         return iter(sorted(k for k in keys if not wanted or k == wanted or k.startswith(wanted + "/")))
 

@@ -44,6 +44,9 @@ DEFAULT_THRESHOLD = 128 << 20
 DOWNLOAD_CHUNK = 4 << 20
 # Longer than a small object's PUT takes from the object server's existence check to its commit.
 CREATE_SETTLE_S = 0.5
+# The container's own objects, never an artifact: the first TempURL key (see SwiftContainer.temp_url_key).
+INTERNAL_PREFIX = ".dataops/"
+TEMP_URL_KEY_OBJECT = INTERNAL_PREFIX + "temp-url-key"
 
 
 def object_path(container: str, name: str | None = None) -> str:
@@ -136,9 +139,14 @@ class SwiftContainer:
                          f"{self.client.retries} times, last: {type(failure).__name__}: {failure}")
 
     def temp_url_key(self) -> str:
-        """The container's TempURL signing key (X-Container-Meta-Temp-URL-Key): a random one, set on first use."""
-        # Its own lock: two threads each setting a new key would invalidate the URLs signed with the first.
-        with self._secret_lock:
+        """The container's TempURL signing key (X-Container-Meta-Temp-URL-Key): a random one, set on first use.
+
+        Processes signing their first URLs at the same time (two runners ticking the same store) must not each set a
+        key of their own: the last one set would invalidate the URLs the others signed. So the first key is created
+        as an object, which only one writer can create; every process then sets the container's key from that object,
+        all to the same value. The object is as private as the container, and outside every prefix a URL signs.
+        """
+        with self._secret_lock:  # threads of one process: one HEAD, one candidate
             if self._secret is None:
                 path = object_path(self.name)
                 head = self.client.request("HEAD", path, ok=(200, 204, 404))
@@ -147,7 +155,11 @@ class SwiftContainer:
                     head = self.client.request("HEAD", path, ok=(200, 204))
                 secret = head.headers.get("X-Container-Meta-Temp-Url-Key")
                 if not secret:
-                    secret = secrets.token_hex(32)
+                    self.put_bytes_if_absent(TEMP_URL_KEY_OBJECT, secrets.token_hex(32).encode())
+                    stored = io.BytesIO()
+                    if not self.download(TEMP_URL_KEY_OBJECT, stored, None, "the container's TempURL key"):
+                        raise CloudError(f"Swift container {self.name}: its TempURL key vanished as it was created")
+                    secret = stored.getvalue().decode()
                     self.client.request("POST", path, ok=(204,), headers={"X-Container-Meta-Temp-URL-Key": secret})
                 self._secret = secret
             return self._secret

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -203,3 +205,22 @@ def test_temp_url_shares_one_artifact_without_credentials_until_it_expires(store
     assert requests.get(expired, timeout=30).status_code == 401
     with pytest.raises(ArtifactNotFound):
         store.temp_url("models/none", expires_in=60)
+
+
+def test_stores_signing_their_first_urls_at_once_agree_on_one_key_and_every_url_works(cloud, swift_container,
+                                                                                       tmp_path):
+    # As schedule runners do on their first slot: separate processes, each its own store on one container.
+    SwiftStore(swift_container, conn=cloud).put_bytes("sources/events.csv", b"a,b\n1,2\n")
+    stores = [SwiftStore(swift_container, conn=cloud, cache_dir=tmp_path / str(n)) for n in range(6)]
+    at_once = threading.Barrier(len(stores))
+
+    def sign(store: SwiftStore) -> str:
+        at_once.wait()
+        return store.temp_url("sources/events.csv", expires_in=60, check=False)
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        urls = list(pool.map(sign, stores))
+    assert [requests.get(url, timeout=30).status_code for url in urls] == [200] * len(stores)
+    assert list(stores[0].list()) == ["sources/events.csv"], "the key's own object is no artifact"
+    with pytest.raises(ArtifactError, match="container's own objects"):
+        stores[0].get_bytes(".dataops/temp-url-key")

@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -50,17 +51,26 @@ def dataops(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def airflow_python():
-    python, took = peer_python(AIRFLOW)
-    print(f"\nAirflow virtualenv: {f'made in {took:.0f} s' if took is not None else 'cached'}")
-    return python
+def peer_pythons() -> dict[str, Path]:
+    """Both orchestrators' interpreters; on a fresh machine their virtualenvs are made at the same time, since
+    making one mostly waits on downloads."""
+    with ThreadPoolExecutor(2) as pool:
+        made = {peer.folder: pool.submit(peer_python, peer) for peer in (AIRFLOW, PREFECT)}
+        pythons = {}
+        for folder, future in made.items():
+            pythons[folder], took = future.result()
+            print(f"\n{folder}: {f'made in {took:.0f} s' if took is not None else 'cached'}")
+    return pythons
 
 
 @pytest.fixture(scope="module")
-def prefect_python():
-    python, took = peer_python(PREFECT)
-    print(f"\nPrefect virtualenv: {f'made in {took:.0f} s' if took is not None else 'cached'}")
-    return python
+def airflow_python(peer_pythons):
+    return peer_pythons[AIRFLOW.folder]
+
+
+@pytest.fixture(scope="module")
+def prefect_python(peer_pythons):
+    return peer_pythons[PREFECT.folder]
 
 
 @pytest.fixture(scope="module")
